@@ -1,0 +1,4 @@
+"""Kernels behind one dispatch point: torch native, lstmkit fused (C++), pure-PyTorch reference."""
+from .dispatch import BACKENDS, get_backend, set_backend, use_backend
+
+__all__ = ["BACKENDS", "get_backend", "set_backend", "use_backend"]

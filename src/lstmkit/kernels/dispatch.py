@@ -1,0 +1,101 @@
+"""The one place that chooses how a recurrent layer is computed.
+
+Backends:
+
+``native``     torch's own kernel (``torch._VF.lstm`` / ``torch._VF.gru``): used whenever the math is
+               exactly ``torch.nn.LSTM``'s or ``torch.nn.GRU``'s, so drop-in users lose no speed.
+``fused``      lstmkit's compiled C++ kernels (``kernels/fused.py``): every other variant.
+``reference``  the pure-PyTorch loop (``kernels/reference.py``): always there; what tests trust.
+
+``auto`` (the default) picks native where it can, else fused where it is built, else reference.
+Force one with :func:`set_backend`, the :func:`use_backend` context manager, or the environment
+variable ``LSTMKIT_BACKEND``. Forcing ``native`` for a variant torch cannot compute, or ``fused`` where
+the extension cannot be built, is an error rather than a silent change of math or speed.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from typing import Callable, Iterator
+
+from . import reference
+
+BACKENDS = ("auto", "native", "fused", "reference")
+_state = {"backend": os.environ.get("LSTMKIT_BACKEND", "auto").lower(), "warned": False}
+
+
+def _check(name: str) -> str:
+    name = str(name).lower()
+    if name not in BACKENDS:
+        raise ValueError(f"lstmkit backend: expected one of {BACKENDS}, got {name!r}")
+    return name
+
+
+def set_backend(name: str) -> None:
+    """Force a backend for every layer from now on ("auto", "native", "fused", "reference")."""
+    _state["backend"] = _check(name)
+
+
+def get_backend() -> str:
+    return _check(_state["backend"])
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[None]:
+    """``with use_backend("reference"): ...`` forces a backend inside the block."""
+    old = _state["backend"]
+    _state["backend"] = _check(name)
+    try:
+        yield
+    finally:
+        _state["backend"] = old
+
+
+def fused_available() -> bool:
+    """True when the compiled kernels are built (or can be built now) and loaded."""
+    try:
+        from . import fused
+    except ImportError:
+        return False
+    return fused.available()
+
+
+def select(owner: str, native_ok: bool, why_not_native: str, fused_ok: bool = True) -> str:
+    """Choose the backend for one forward call.
+
+    Args:
+        owner: the layer's class name, for messages.
+        native_ok: whether torch's kernel computes exactly this call (vanilla math, no trace...).
+        why_not_native: what stops native, for the error when native is forced.
+        fused_ok: whether the fused kernels support this call.
+    """
+    wanted = get_backend()
+    if wanted == "native":
+        if not native_ok:
+            raise ValueError(f"{owner}: backend 'native' was forced but torch's kernel cannot "
+                             f"compute this call: {why_not_native}")
+        return "native"
+    if wanted == "auto" and native_ok:
+        return "native"
+    if wanted == "reference":
+        return "reference"
+    if fused_ok and fused_available():
+        return "fused"
+    if wanted == "fused":
+        raise RuntimeError(f"{owner}: backend 'fused' was forced but the fused kernels are not "
+                           f"available here (see lstmkit.kernels.fused.build_error())")
+    if not _state["warned"] and fused_ok:
+        _state["warned"] = True
+        warnings.warn("lstmkit: fused kernels unavailable; using the pure-PyTorch reference loop "
+                      "(slower, same numbers)", RuntimeWarning, stacklevel=3)
+    return "reference"
+
+
+def direction_kernel(cell: str, backend: str) -> Callable:
+    """The per-layer, per-direction function of a backend (contract in ``kernels/reference.py``)."""
+    if backend == "fused":
+        from . import fused
+
+        return getattr(fused, f"{cell}_direction")
+    return getattr(reference, f"{cell}_direction")

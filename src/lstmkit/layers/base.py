@@ -1,0 +1,338 @@
+"""What every recurrent layer shares: input forms, states, time, direction, depth, masks, traces.
+
+A layer subclass declares its cell (parameter shapes, how many state tensors, how torch's native
+kernel is called); this class owns the rest, the way ``torch.nn.RNNBase`` and Keras' ``RNN`` do.
+
+Shape symbols (as in ``torch.nn.LSTM``):
+
+====  ==========================================================
+N     batch size
+L     sequence length (T inside the kernels, which are time-first)
+D     2 if bidirectional else 1
+H_in  input_size
+H     hidden_size (cell state size)
+P     proj_size if > 0 else H (size of h and of the output per direction)
+====  ==========================================================
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from ..errors import describe
+from ..kernels import dispatch
+from ..validation import check_tensor
+from .scan import reverse_padded
+
+Lengths = Union[Tensor, Sequence[int], None]
+
+
+class RecurrentLayer(nn.Module):
+    """Base of :class:`lstmkit.LSTM` and :class:`lstmkit.GRU`; not used directly."""
+
+    cell_kind: str = ""  # "lstm" or "gru": selects the kernels in lstmkit.kernels
+    state_names: tuple[str, ...] = ()  # ("h", "c") or ("h",)
+    trace_names: tuple[str, ...] = ()  # gate names the kernels trace, e.g. ("i", "f", "g", "o", "c")
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 proj_size: int = 0, device=None, dtype=None, *, recurrent_dropout: float = 0.0,
+                 zoneout: Union[float, tuple[float, float]] = 0.0):
+        super().__init__()
+        name = type(self).__name__
+        for arg, v in (("input_size", input_size), ("hidden_size", hidden_size),
+                       ("num_layers", num_layers)):
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise ValueError(f"{name}: expected {arg} to be a positive int, got {v!r}")
+        if not isinstance(proj_size, int) or proj_size < 0 or (proj_size and proj_size >= hidden_size):
+            raise ValueError(f"{name}: expected 0 <= proj_size < hidden_size ({hidden_size}), "
+                             f"got {proj_size!r}")
+        for arg, v in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v < 1:
+                raise ValueError(f"{name}: expected {arg} in [0, 1), got {v!r}")
+        zc, zh = (zoneout, zoneout) if isinstance(zoneout, (int, float)) else tuple(zoneout)
+        for v in (zc, zh):
+            if not 0 <= v < 1:
+                raise ValueError(f"{name}: expected zoneout probabilities in [0, 1), got {zoneout!r}")
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.bidirectional = bias, batch_first, bidirectional
+        self.dropout, self.proj_size = float(dropout), proj_size
+        self.recurrent_dropout = float(recurrent_dropout)
+        self.zoneout = (float(zc), float(zh))  # (cell, hidden) keep-previous probabilities
+        self.num_directions = 2 if bidirectional else 1
+        kw = {"device": device, "dtype": dtype}
+        self._param_names: list[list[str]] = []  # per (layer, direction): names in cell order
+        for layer in range(num_layers):
+            layer_in = input_size if layer == 0 else self.output_size * self.num_directions
+            for d in range(self.num_directions):
+                suffix = f"_l{layer}" + ("_reverse" if d else "")
+                names = []
+                for pname, shape in self.cell_shapes(layer_in).items():
+                    setattr(self, pname + suffix, nn.Parameter(torch.empty(shape, **kw)))
+                    names.append(pname + suffix)
+                self._param_names.append(names)
+        self.reset_parameters()
+
+    # -- what a subclass declares ------------------------------------------------------------
+    def cell_shapes(self, layer_input_size: int) -> dict[str, tuple[int, ...]]:
+        raise NotImplementedError
+
+    def cell_params(self, tensors: dict[str, Tensor]):
+        """The cell's parameter tuple (LSTMParams / GRUParams) from {base name: tensor}."""
+        raise NotImplementedError
+
+    def native_ok(self, want_trace: bool) -> tuple[bool, str]:
+        raise NotImplementedError
+
+    def run_native(self, x: Tensor, hx: tuple[Tensor, ...], lengths: Optional[Tensor]):
+        raise NotImplementedError
+
+    def run_direction(self, kernel, x, state0, params, lengths, masks, want_trace):
+        raise NotImplementedError
+
+    # -- parameters --------------------------------------------------------------------------
+    @property
+    def output_size(self) -> int:
+        """P: features of h per direction."""
+        return self.proj_size or self.hidden_size
+
+    @property
+    def state_sizes(self) -> tuple[int, ...]:
+        return (self.output_size, self.hidden_size)[: len(self.state_names)]
+
+    def reset_parameters(self) -> None:
+        """U(-1/sqrt(H), 1/sqrt(H)) like torch; LayerNorm gains 1 and biases 0."""
+        stdv = 1.0 / math.sqrt(self.hidden_size)
+        for name, w in self.named_parameters():
+            if name.startswith("ln_"):
+                nn.init.zeros_(w) if "bias" in name else nn.init.ones_(w)
+            else:
+                nn.init.uniform_(w, -stdv, stdv)
+
+    def params_of(self, layer: int, direction: int):
+        names = self._param_names[layer * self.num_directions + direction]
+        suffix = f"_l{layer}" + ("_reverse" if direction else "")
+        return self.cell_params({n[: -len(suffix)]: getattr(self, n) for n in names})
+
+    @property
+    def all_weights(self) -> list[list[Tensor]]:
+        return [[getattr(self, n) for n in names] for names in self._param_names]
+
+    def flatten_parameters(self) -> None:
+        """No-op, for code written for torch.nn.LSTM."""
+
+    # -- forward -----------------------------------------------------------------------------
+    def forward(self, input: Union[Tensor, PackedSequence], hx=None, *, lengths: Lengths = None,
+                return_trace: bool = False):
+        """Run the layer over a sequence.
+
+        Args:
+            input: (N, L, H_in) if batch_first else (L, N, H_in); (L, H_in) unbatched; or a
+                PackedSequence.
+            hx: initial state (defaults to zeros); see the subclass for its form.
+            lengths: (N,) real length of each sequence in a padded batch (1 <= length <= L).
+                Padding never changes a result: outputs at padded steps are zero and the final
+                state is the one after each sequence's last real step.
+            return_trace: also return a dict of every step's gate activations and cell states.
+        """
+        owner = type(self).__name__
+        x, lengths, form = self._normalise_input(owner, input, lengths)  # x (T, N, H_in)
+        T, N = x.shape[0], x.shape[1]
+        states = self._normalise_state(owner, hx, N, form["unbatched"], x)
+        native_ok, why = self.native_ok(return_trace)
+        backend = dispatch.select(owner, native_ok, why,
+                                  fused_ok=x.dtype in (torch.float32, torch.float64))
+        trace = None
+        if backend == "native":
+            y, finals = self.run_native(x, states, lengths)
+        else:
+            y, finals, trace = self._run_stack(backend, x, states, lengths, return_trace)
+        out = self._format_output(y, lengths, form)
+        finals = tuple(s.squeeze(1) for s in finals) if form["unbatched"] else finals
+        result = (out, finals[0] if len(finals) == 1 else finals)
+        if return_trace:
+            result = result + (self._format_trace(trace, form),)
+        return result
+
+    def _run_stack(self, backend: str, x: Tensor, states: tuple[Tensor, ...],
+                   lengths: Optional[Tensor], want_trace: bool):
+        """Depth and direction: each layer's directions through the kernel, dropout between layers."""
+        kernel = dispatch.direction_kernel(self.cell_kind, backend)
+        finals: list[list[Tensor]] = [[] for _ in self.state_names]
+        traces: dict[str, list[Tensor]] = {k: [] for k in self.trace_names + ("h",)}
+        layer_in = x
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(self.num_directions):
+                idx = layer * self.num_directions + d
+                xin = reverse_padded(layer_in, lengths) if d else layer_in
+                state0 = tuple(s[idx] for s in states)
+                masks = self._masks(xin)
+                y, fin, tr = self.run_direction(kernel, xin, state0, self.params_of(layer, d),
+                                                lengths, masks, want_trace)
+                if d:
+                    y = reverse_padded(y, lengths)
+                    tr = {k: reverse_padded(v, lengths) for k, v in tr.items()} if tr else tr
+                outs.append(y)
+                for k, s in enumerate(fin):
+                    finals[k].append(s)
+                if want_trace:
+                    for k in self.trace_names:
+                        traces[k].append(tr[k])
+                    traces["h"].append(y)
+            layer_in = torch.cat(outs, dim=2) if len(outs) > 1 else outs[0]
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                layer_in = F.dropout(layer_in, self.dropout, True)
+        trace = {k: torch.stack(v) for k, v in traces.items()} if want_trace else None
+        return layer_in, tuple(torch.stack(f) for f in finals), trace
+
+    def _masks(self, x: Tensor) -> dict[str, Optional[Tensor]]:
+        """Per-call random masks of recurrent dropout and zoneout (training) or their expectation."""
+        T, N = x.shape[0], x.shape[1]
+        P, H = self.output_size, self.hidden_size
+        masks: dict[str, Optional[Tensor]] = {"rec": None, "zoneout_c": None, "zoneout_h": None}
+        p = self.recurrent_dropout
+        if p and self.training:
+            masks["rec"] = torch.bernoulli(x.new_full((N, P), 1 - p)) / (1 - p)
+        for key, prob, size in (("zoneout_c", self.zoneout[0], H), ("zoneout_h", self.zoneout[1], P)):
+            if key == "zoneout_c" and "c" not in self.state_names:
+                continue
+            if prob:
+                masks[key] = (torch.bernoulli(x.new_full((T, N, size), prob)) if self.training
+                              else x.new_full((T, N, size), prob))
+        return masks
+
+    # -- input and output forms --------------------------------------------------------------
+    def _normalise_input(self, owner: str, input, lengths: Lengths):
+        form = {"packed": None, "unbatched": False}
+        if isinstance(input, PackedSequence):
+            if lengths is not None:
+                raise ValueError(f"{owner}: lengths must not be given with a PackedSequence input "
+                                 f"(it carries its own lengths)")
+            w = self._first_weight()
+            check_tensor(owner, "input.data", input.data, dtype=w.dtype, device=w.device)
+            x, lens = pad_packed_sequence(input)  # (T, N, H_in), original batch order
+            form["packed"] = input
+            lengths = lens
+        else:
+            if not isinstance(input, Tensor):
+                raise TypeError(f"{owner}: expected input to be a Tensor or PackedSequence, "
+                                f"got {type(input).__name__}")
+            w = self._first_weight()
+            check_tensor(owner, "input", input, dtype=w.dtype, device=w.device)
+            if input.dim() not in (2, 3):
+                lay = "(N, L, H_in)" if self.batch_first else "(L, N, H_in)"
+                raise ValueError(f"{owner}: expected a 3-D input {lay} or a 2-D unbatched input "
+                                 f"(L, H_in), got {describe(input)}")
+            form["unbatched"] = input.dim() == 2
+            if form["unbatched"]:
+                x = input.unsqueeze(1)
+            else:
+                x = input.transpose(0, 1) if self.batch_first else input
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"{owner}: expected input with {self.input_size} features "
+                             f"(input_size), got {x.shape[-1]} in {describe(x)}")
+        T, N = x.shape[0], x.shape[1]
+        if T == 0 or N == 0:
+            raise ValueError(f"{owner}: expected a non-empty sequence batch, got {describe(input)}")
+        if lengths is not None and not isinstance(input, PackedSequence):
+            lengths = self._check_lengths(owner, lengths, T, N, form["unbatched"])
+        return x, lengths, form
+
+    def _check_lengths(self, owner: str, lengths, T: int, N: int, unbatched: bool) -> Optional[Tensor]:
+        if unbatched:
+            raise ValueError(f"{owner}: lengths apply to batched input; got an unbatched (L, H_in) "
+                             f"input")
+        if not isinstance(lengths, Tensor):
+            try:
+                lengths = torch.as_tensor(lengths)
+            except (TypeError, ValueError):
+                raise TypeError(f"{owner}: expected lengths as a 1-D integer tensor or sequence of "
+                                f"ints, got {type(lengths).__name__}") from None
+        if lengths.dtype.is_floating_point or lengths.dtype == torch.bool or lengths.is_complex():
+            raise TypeError(f"{owner}: expected integer lengths, got dtype {lengths.dtype}")
+        if tuple(lengths.shape) != (N,):
+            raise ValueError(f"{owner}: expected lengths of shape ({N},) (one per sequence), "
+                             f"got shape {tuple(lengths.shape)}")
+        lengths = lengths.to(torch.int64).cpu()
+        if int(lengths.min()) < 1:
+            raise ValueError(f"{owner}: expected every length >= 1, got {lengths.tolist()} "
+                             f"(a zero-length sequence has no last step)")
+        if int(lengths.max()) > T:
+            raise ValueError(f"{owner}: expected every length <= the sequence length {T}, got "
+                             f"{lengths.tolist()}")
+        return lengths
+
+    def _first_weight(self) -> Tensor:
+        return getattr(self, self._param_names[0][0])
+
+    def _normalise_state(self, owner: str, hx, N: int, unbatched: bool, x: Tensor):
+        LD = self.num_layers * self.num_directions
+        sizes = self.state_sizes
+        if hx is None:
+            return tuple(x.new_zeros(LD, N, n) for n in sizes)
+        single = len(self.state_names) == 1
+        if single:
+            if not isinstance(hx, Tensor):
+                raise TypeError(f"{owner}: expected hx to be a Tensor h_0, got {type(hx).__name__}")
+            hx = (hx,)
+        elif not (isinstance(hx, (tuple, list)) and len(hx) == len(sizes)):
+            raise TypeError(f"{owner}: expected hx to be a tuple ({', '.join(self.state_names)}), "
+                            f"got {type(hx).__name__}"
+                            + (f" of length {len(hx)}" if isinstance(hx, (tuple, list)) else ""))
+        w = self._first_weight()
+        out = []
+        for name, s, n in zip(self.state_names, hx, sizes):
+            check_tensor(owner, f"{name}_0", s, dtype=w.dtype, device=w.device)
+            want = (LD, n) if unbatched else (LD, N, n)
+            if tuple(s.shape) != want:
+                raise ValueError(f"{owner}: expected {name}_0 of shape {want} (num_layers * "
+                                 f"num_directions, {'' if unbatched else 'N, '}"
+                                 f"{'P' if name == 'h' else 'H'}), got {describe(s)}")
+            out.append(s.unsqueeze(1) if unbatched else s)
+        return tuple(out)
+
+    def _format_output(self, y: Tensor, lengths: Optional[Tensor], form) -> Union[Tensor, PackedSequence]:
+        if form["packed"] is not None:
+            src = form["packed"]
+            order = src.sorted_indices
+            y_sorted = y if order is None else y.index_select(1, order)
+            lens = lengths if order is None else lengths.index_select(0, order.cpu())
+            p = pack_padded_sequence(y_sorted, lens, enforce_sorted=True)
+            return PackedSequence(p.data, p.batch_sizes, src.sorted_indices, src.unsorted_indices)
+        if form["unbatched"]:
+            return y.squeeze(1)
+        return y.transpose(0, 1) if self.batch_first else y
+
+    def _format_trace(self, trace, form):
+        """Each (L*D, T, N, F) -> (L*D, N, L, F) if batch_first; (L*D, L, F) unbatched."""
+        if form["unbatched"]:
+            return {k: v.squeeze(2) for k, v in trace.items()}
+        if self.batch_first:
+            return {k: v.transpose(1, 2) for k, v in trace.items()}
+        return trace
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        if self.recurrent_dropout:
+            s += f", recurrent_dropout={self.recurrent_dropout}"
+        if any(self.zoneout):
+            s += f", zoneout={self.zoneout}"
+        return s
