@@ -1,0 +1,11 @@
+"""Data for lstmkit's tasks: bundled data sets and generators, loading and checks, windowing, scaling
+and target transforms. Nothing here knows about models or training."""
+from .generators import damped_sine, random_walk_prices, seasonal_sales
+from .loaders import Series, airline_passengers, as_frame, prepare, read_csv
+from .scaling import StandardScaler
+from .transforms import TargetTransform
+from .windowing import TimeSplit, time_split, windows
+
+__all__ = ["Series", "StandardScaler", "TargetTransform", "TimeSplit", "airline_passengers", "as_frame",
+           "damped_sine", "prepare", "random_walk_prices", "read_csv", "seasonal_sales", "time_split",
+           "windows"]

@@ -1,0 +1,195 @@
+"""Reading time series: the bundled airline data, CSV files, and checks that turn bad input into one
+clear `LstmkitError` (missing file, unknown column, non-numeric values, NaNs, gaps in time).
+
+A *frame* here is a `pandas.DataFrame` with one row per time step, in time order. The loaders return
+it together with the names of the target and covariate columns, all of them float64 and finite.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from lstmkit.errors import LstmkitError
+
+AIRLINE_CSV = "airline_passengers.csv"
+
+# Season lengths inferred from the spacing of a time column (pandas frequency prefix -> period).
+_SEASONS = {"MS": 12, "ME": 12, "M": 12, "QS": 4, "QE": 4, "Q": 4, "W": 52, "D": 7, "B": 5,
+            "h": 24, "H": 24, "YS": 1, "YE": 1, "Y": 1, "A": 1, "AS": 1}
+
+
+@dataclass
+class Series:
+    """A checked multivariate time series.
+
+    frame:       the data, one row per step, in time order (T rows)
+    targets:     columns to forecast (K >= 1)
+    covariates:  extra input columns (F - K >= 0), observed up to the forecast origin
+    time:        the time stamps (T,) or None when the data has no time column
+    freq:        pandas frequency string of `time`, or None
+    """
+    frame: pd.DataFrame
+    targets: list[str]
+    covariates: list[str]
+    time: Optional[pd.DatetimeIndex] = None
+    freq: Optional[str] = None
+
+    def values(self, columns: Sequence[str]) -> np.ndarray:
+        """(T, len(columns)) float64 array."""
+        return self.frame[list(columns)].to_numpy(dtype=np.float64)
+
+    @property
+    def season(self) -> int:
+        """Season length implied by the time column (12 for monthly data), 1 when unknown."""
+        if self.freq is None:
+            return 1
+        base = self.freq.lstrip("0123456789").split("-")[0]
+        return _SEASONS.get(base, 1)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+def airline_passengers() -> pd.DataFrame:
+    """Monthly international airline passengers (thousands), Jan 1949 - Dec 1960, 144 rows.
+
+    Box, Jenkins & Reinsel, *Time Series Analysis*, series G. Columns: month, passengers.
+    """
+    with resources.files("lstmkit.data").joinpath(AIRLINE_CSV).open("r") as f:
+        return pd.read_csv(f)
+
+
+def read_csv(path: str | Path) -> pd.DataFrame:
+    """Read a CSV file; a missing or unreadable file raises LstmkitError naming the path."""
+    p = Path(path)
+    if not p.exists():
+        raise LstmkitError(f"data file not found: {p}")
+    if p.is_dir():
+        raise LstmkitError(f"expected a CSV file, got a folder: {p}")
+    try:
+        frame = pd.read_csv(p)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise LstmkitError(f"cannot read {p} as CSV: {str(e).splitlines()[0]}") from None
+    if frame.empty:
+        raise LstmkitError(f"{p} has no data rows")
+    return frame
+
+
+def as_frame(data) -> pd.DataFrame:
+    """Turn a DataFrame, Series or NumPy array (T,) / (T, C) into a DataFrame.
+
+    A Series keeps its name (or becomes column "y"); an array's columns are named y (1-D) or
+    y0, y1, ... (2-D)."""
+    if isinstance(data, pd.DataFrame):
+        return data.reset_index(drop=not isinstance(data.index, pd.DatetimeIndex))
+    if isinstance(data, pd.Series):
+        frame = data.to_frame(name=data.name if data.name is not None else "y")
+        return frame.reset_index(drop=not isinstance(data.index, pd.DatetimeIndex))
+    arr = np.asarray(data)
+    if arr.ndim == 1:
+        return pd.DataFrame({"y": arr})
+    if arr.ndim == 2:
+        return pd.DataFrame(arr, columns=[f"y{j}" for j in range(arr.shape[1])])
+    raise LstmkitError(f"expected data as a DataFrame, Series or array of shape (T,) or (T, C), "
+                       f"got an array of shape {arr.shape}")
+
+
+def _guess_time_column(frame: pd.DataFrame) -> Optional[str]:
+    for name in frame.columns:
+        col = frame[name]
+        if pd.api.types.is_datetime64_any_dtype(col):
+            return name
+    first = frame.columns[0]
+    if frame[first].dtype == object or pd.api.types.is_string_dtype(frame[first]):
+        parsed = pd.to_datetime(frame[first], errors="coerce", format="mixed")
+        if parsed.notna().mean() > 0.9:
+            return first
+    return None
+
+
+def _numeric(frame: pd.DataFrame, name: str) -> np.ndarray:
+    col = frame[name]
+    if pd.api.types.is_bool_dtype(col):
+        return col.to_numpy(dtype=np.float64)
+    num = pd.to_numeric(col, errors="coerce")
+    bad = num.isna() & col.notna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise LstmkitError(f"column {name!r} must be numeric, got {col.iloc[row]!r} in data row "
+                           f"{row + 1}")
+    values = num.to_numpy(dtype=np.float64)
+    missing = ~np.isfinite(values)
+    if missing.any():
+        rows = np.flatnonzero(missing)
+        raise LstmkitError(f"column {name!r} has {len(rows)} missing or non-finite value(s), first in "
+                           f"data row {rows[0] + 1}; fill or drop them first")
+    return values
+
+
+def _check_time(frame: pd.DataFrame, time_col: str) -> tuple[pd.DatetimeIndex, Optional[str]]:
+    raw = frame[time_col]
+    time = pd.to_datetime(raw, errors="coerce", format="mixed")
+    if time.isna().any():
+        row = int(np.flatnonzero(time.isna().to_numpy())[0])
+        raise LstmkitError(f"time column {time_col!r} must hold dates, got {raw.iloc[row]!r} in data "
+                           f"row {row + 1}")
+    index = pd.DatetimeIndex(time)
+    if not index.is_monotonic_increasing or index.has_duplicates:
+        raise LstmkitError(f"time column {time_col!r} must be strictly increasing (sorted, no "
+                           f"duplicates)")
+    if len(index) < 3:
+        return index, None
+    freq = pd.infer_freq(index)
+    if freq is None:
+        # Irregular spacing: name the first step that differs from the most common one.
+        steps = index.to_series().diff().iloc[1:]
+        usual = steps.mode().iloc[0]
+        row = int(np.flatnonzero((steps != usual).to_numpy())[0]) + 1
+        raise LstmkitError(f"time column {time_col!r} has a gap or irregular step: "
+                           f"{index[row - 1].date()} -> {index[row].date()} (usual step {usual}); "
+                           f"the series must be regularly spaced")
+    return index, freq
+
+
+def prepare(data, targets: Optional[Sequence[str]] = None, covariates: Sequence[str] = (),
+            time_col: Optional[str] = None) -> Series:
+    """Check `data` and pick its columns.
+
+    targets:    columns to forecast; None = the first numeric column that is not the time column
+    covariates: extra input columns
+    time_col:   the time column; None = a datetime column, or a first column that parses as dates
+    """
+    frame = as_frame(data)
+    if frame.empty:
+        raise LstmkitError("expected at least one row of data, got none")
+    frame.columns = [str(c) for c in frame.columns]
+    columns = list(frame.columns)
+    for name in list(targets or []) + list(covariates) + ([time_col] if time_col else []):
+        if name not in columns:
+            raise LstmkitError(f"unknown column {name!r}; the data has columns {columns}")
+    if time_col is None:
+        time_col = _guess_time_column(frame)
+    time, freq = _check_time(frame, time_col) if time_col else (None, None)
+    if not targets:
+        candidates = [c for c in columns if c != time_col and c not in covariates]
+        if not candidates:
+            raise LstmkitError(f"no column left to forecast; the data has columns {columns}")
+        targets = [candidates[0]]
+    targets, covariates = list(targets), list(covariates)
+    overlap = set(targets) & set(covariates)
+    if overlap:
+        raise LstmkitError(f"columns {sorted(overlap)} are given both as target and as covariate")
+    if time_col in targets + covariates:
+        raise LstmkitError(f"column {time_col!r} is the time column; it cannot be a target or "
+                           f"covariate")
+    clean = pd.DataFrame({name: _numeric(frame, name) for name in targets + covariates})
+    for name in targets:
+        if np.ptp(clean[name].to_numpy()) == 0:
+            raise LstmkitError(f"target column {name!r} is constant ({clean[name].iloc[0]:g}); "
+                               f"there is nothing to forecast")
+    return Series(frame=clean, targets=targets, covariates=covariates, time=time, freq=freq)

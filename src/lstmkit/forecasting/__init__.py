@@ -1,0 +1,9 @@
+"""Forecasting with LSTMs: the config, the thin model (LSTM + linear head), the Forecaster API,
+baselines and the holdout report. Windowing, scaling, training, metrics and plots live in
+lstmkit.data, lstmkit.training, lstmkit.metrics and lstmkit.plotting."""
+from .config import ForecastConfig
+from .forecaster import Forecaster
+from .model import LSTMForecaster
+from .report import Evaluation
+
+__all__ = ["Evaluation", "ForecastConfig", "Forecaster", "LSTMForecaster"]

@@ -1,0 +1,79 @@
+"""Everything a forecast run is made of, in one dataclass; `lstmkit forecast` maps its flags onto it
+and a saved model stores it (resolved: no "auto" left) as config.json."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Optional
+
+from lstmkit.errors import LstmkitError
+from lstmkit.training import TrainConfig
+
+
+def default_training() -> TrainConfig:
+    """Training defaults that fit the airline data in well under a minute on 2 CPU cores."""
+    return TrainConfig(epochs=300, lr=5e-3, head_lr=1e-2, batch_size=16, clip_norm=1.0, patience=40,
+                       restarts=5, combine="mean", seed=0)
+
+
+@dataclass
+class ForecastConfig:
+    # --- data ---
+    target: Optional[list[str]] = None     # columns to forecast; None = first numeric non-time column
+    covariates: list[str] = field(default_factory=list)  # extra input columns (observed up to the origin)
+    time_col: Optional[str] = None         # time column; None = a date column found automatically
+    # --- windows and the time split ---
+    lookback: int = 24                     # steps the LSTM reads before each forecast origin (L)
+    horizon: int = 12                      # steps forecast at once from an origin (H)
+    holdout: Optional[int] = None          # last steps held out for the final test; None = horizon
+    val: Optional[int] = None              # steps before the holdout for early stopping; None = horizon
+    season: Optional[int] = None           # season length (seasonal naive, MASE, differencing);
+                                           # None = from the time column's frequency (monthly: 12), else 1
+    # --- target transforms (scaling always follows) ---
+    log: Optional[bool] = None             # log the targets; None = when every target value is > 0
+    diff: Optional[list[int]] = None       # differencing lags, e.g. [12] or [1, 12]; None = [season]
+                                           # when season > 1 else [1]; [] = no differencing
+    # --- model ---
+    layers: int = 1                        # stacked LSTM layers
+    hidden: int = 32                       # hidden size of each layer
+    preset: Optional[str] = None           # LSTM variant of lstmkit.PRESETS (Greff et al.); None = vanilla
+    dropout: float = 0.0                   # dropout between layers and before the output layer
+    # --- training (Adam, clipping, early stopping, restarts, truncated BPTT) ---
+    train: TrainConfig = field(default_factory=default_training)
+    stateful: bool = False                 # train on the whole series as one stream in chunks of
+                                           # train.tbptt steps (truncated BPTT), carrying the state
+    # --- reporting ---
+    interval: float = 0.9                  # coverage of the LSTM's prediction interval
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ForecastConfig":
+        try:
+            known = {f.name for f in fields(cls)}
+            extra = set(d) - known
+            if extra:
+                raise LstmkitError(f"config: unknown fields {sorted(extra)}")
+            d = dict(d)
+            if "train" in d:
+                d["train"] = TrainConfig(**d["train"])
+            return cls(**d)
+        except TypeError as e:
+            raise LstmkitError(f"config: {e}") from None
+
+    def check(self) -> None:
+        """Fail early on values that cannot work, naming the field."""
+        for name in ("lookback", "horizon", "layers", "hidden"):
+            if getattr(self, name) < 1:
+                raise LstmkitError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("holdout", "val", "season"):
+            value = getattr(self, name)
+            if value is not None and value < (1 if name == "season" else 0):
+                raise LstmkitError(f"{name} must be >= {1 if name == 'season' else 0}, got {value}")
+        if not 0 <= self.dropout < 1:
+            raise LstmkitError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0 < self.interval < 1:
+            raise LstmkitError(f"interval must be in (0, 1), got {self.interval}")
+        if self.stateful and self.train.tbptt < 1:
+            raise LstmkitError("stateful training needs train.tbptt >= 1 (the chunk length)")
+        self.train.check()

@@ -1,0 +1,328 @@
+"""`Forecaster`: the Python API behind `lstmkit forecast` and `lstmkit predict`.
+
+    fc = Forecaster(ForecastConfig(horizon=12)).fit(frame)   # DataFrame, Series or array
+    fc.evaluate()        # holdout metrics of the LSTM beside naive, seasonal naive, ARIMA, Holt-Winters
+    fc.predict(12)       # forecast beyond the end of the data, with a prediction interval
+    fc.save("model/");  Forecaster.load("model/")
+
+The pipeline, each step in its own module:
+    data.prepare (checks) -> data.TargetTransform (log, differencing) -> data.StandardScaler (fitted on
+    the training block) -> data.windows / time_split -> training.train -> LSTMForecaster.
+Index conventions: y (T, K) raw targets, c (T, C) covariates; after differencing by `lost` = d steps
+the model works on z (T' = T - d, K); step i of z is step i + d of y. An origin o indexes z.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import NormalDist
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lstmkit.data import Series, StandardScaler, TargetTransform, prepare, time_split
+from lstmkit.errors import LstmkitError
+from lstmkit.training import Stream, TrainResult, Windows, run_stream, train
+from lstmkit.training.checkpoint import (json_bytes, load_bundle, save_bundle, tensors_from_bytes,
+                                         tensors_to_bytes)
+
+from .config import ForecastConfig
+from .model import LSTMForecaster
+from .report import Evaluation, evaluate_forecasts
+
+FILES = ["config.json", "scaler.json", "weights.safetensors", "history.safetensors"]
+
+
+@dataclass
+class _Fitted:
+    """What fit() learns besides the weights (saved in scaler.json and config.json)."""
+    transform: TargetTransform
+    target_scaler: StandardScaler
+    cov_scaler: Optional[StandardScaler]
+    sigma: np.ndarray          # (H, K) std of the level-space forecast error per step (validation)
+    sigma_source: str          # "validation" or "training" (in-sample, narrower than it should be)
+
+
+class Forecaster:
+    def __init__(self, config: Optional[ForecastConfig] = None):
+        self.config = copy.deepcopy(config) if config is not None else ForecastConfig()
+        self.models: list[LSTMForecaster] = []
+        self.result: Optional[TrainResult] = None
+        self.series: Optional[Series] = None
+        self._fitted: Optional[_Fitted] = None
+
+    # ---------------------------------------------------------------- fitting
+    def _resolve(self, series: Series) -> ForecastConfig:
+        cfg = copy.deepcopy(self.config)
+        cfg.target, cfg.covariates = series.targets, series.covariates
+        cfg.season = cfg.season or series.season
+        cfg.holdout = cfg.horizon if cfg.holdout is None else cfg.holdout
+        cfg.val = cfg.horizon if cfg.val is None else cfg.val
+        if cfg.log is None:
+            cfg.log = bool((series.values(series.targets) > 0).all())
+        if cfg.diff is None:
+            cfg.diff = [cfg.season] if cfg.season > 1 else [1]
+        cfg.diff = [int(l) for l in cfg.diff]
+        return cfg
+
+    def _build(self) -> LSTMForecaster:
+        cfg = self.config
+        n_in = len(cfg.target) + len(cfg.covariates)
+        return LSTMForecaster(n_in, cfg.horizon * len(cfg.target), cfg.hidden, cfg.layers, cfg.dropout,
+                              cfg.preset)
+
+    def _inputs(self, y: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw y (T, K), c (T, C) -> model inputs x (T', F) and scaled targets t (T', K)."""
+        f = self._fitted
+        t = f.target_scaler.transform(f.transform.forward(y))
+        parts = [t]
+        if c.shape[1]:
+            parts.append(f.cov_scaler.transform(c[f.transform.lost:]))
+        return np.concatenate(parts, axis=1), t
+
+    def fit(self, data) -> "Forecaster":
+        """Train on `data` minus its holdout (the last `holdout` steps, kept for evaluate())."""
+        self.config.check()
+        series = prepare(data, self.config.target, self.config.covariates, self.config.time_col)
+        cfg = self.config = self._resolve(series)
+        transform = TargetTransform(log=cfg.log, lags=tuple(cfg.diff))
+        y, c = series.values(cfg.target), series.values(cfg.covariates)
+        z = transform.forward(y)                                     # (T', K)
+        lookback = 1 if cfg.stateful else cfg.lookback
+        try:
+            split = time_split(len(z), lookback, cfg.horizon, cfg.val, cfg.holdout)
+        except LstmkitError as e:
+            if transform.lost and "too few rows" in str(e):
+                raise LstmkitError(f"{e} (after differencing at lags {cfg.diff}, which uses "
+                                   f"{transform.lost} more)") from None
+            raise
+        cz = c[transform.lost:]
+        self._fitted = _Fitted(
+            transform=transform,
+            target_scaler=StandardScaler.fit(z[:split.train_end]),
+            cov_scaler=StandardScaler.fit(cz[:split.train_end]) if c.shape[1] else None,
+            sigma=np.zeros((cfg.horizon, len(cfg.target))), sigma_source="none")
+        self.series = series
+        x, t = self._inputs(y, c)
+        x_t = torch.tensor(x, dtype=torch.float32)
+        if cfg.stateful:
+            train_data, val_data = self._streams(x_t, t, split)
+        else:
+            train_data, val_data = (self._windows(x_t, t, split.origins(block, cfg.lookback, cfg.horizon))
+                                    for block in ("train", "val"))
+            if cfg.val == 0:
+                val_data = None
+        self.result = train(self._build, train_data, val_data, cfg.train, desc="training LSTM")
+        self.models = []
+        for state in self.result.members:
+            model = self._build()
+            model.load_state_dict(state)
+            model.eval()
+            self.models.append(model)
+        self._fit_sigma(y, c, split)
+        return self
+
+    def _windows(self, x: torch.Tensor, t: np.ndarray, origins: np.ndarray) -> Windows:
+        cfg = self.config
+        steps_in = origins[:, None] + np.arange(-cfg.lookback + 1, 1)[None, :]       # (N, L)
+        steps_out = origins[:, None] + np.arange(1, cfg.horizon + 1)[None, :]        # (N, H)
+        y = torch.tensor(t[steps_out].reshape(len(origins), -1), dtype=torch.float32)  # (N, H*K)
+        return Windows(x[torch.as_tensor(steps_in)], y)
+
+    def _streams(self, x: torch.Tensor, t: np.ndarray, split) -> tuple[Stream, Optional[Stream]]:
+        """One stream over the series; target (o, h) is t[o + 1 + h], kept only inside its block."""
+        cfg = self.config
+        T = len(t)
+        idx = np.arange(T)[:, None] + np.arange(1, cfg.horizon + 1)[None, :]   # (T', H)
+        full = np.full((T, cfg.horizon, t.shape[1]), np.nan)
+        inside = idx < T
+        full[inside] = t[idx[inside]]
+
+        def block(lo, hi, upto):
+            y = np.where(((idx >= lo) & (idx < hi))[..., None], full, np.nan)[:upto]
+            return torch.tensor(y.reshape(1, upto, -1), dtype=torch.float32)
+
+        train_s = Stream(x[None, :split.train_end], block(0, split.train_end, split.train_end))
+        if cfg.val == 0:
+            return train_s, None
+        return train_s, Stream(x[None, :split.val_end], block(split.train_end, split.val_end, split.val_end))
+
+    # ---------------------------------------------------------------- forecasting
+    def _z_at(self, x: np.ndarray, origins: np.ndarray) -> np.ndarray:
+        """Scaled forecasts from each origin, averaged over the ensemble: (N, H, K)."""
+        cfg = self.config
+        if not self.models:
+            raise LstmkitError("Forecaster is not fitted: call fit() or Forecaster.load() first")
+        xt = torch.tensor(x, dtype=torch.float32)
+        outs = []
+        with torch.no_grad():
+            for model in self.models:
+                if cfg.stateful:
+                    out, _ = run_stream(model, xt[None, :origins.max() + 1], cfg.train.tbptt)
+                    outs.append(out[0, torch.as_tensor(origins)])
+                else:
+                    steps_in = origins[:, None] + np.arange(-cfg.lookback + 1, 1)[None, :]
+                    out, _ = model(xt[torch.as_tensor(steps_in)])
+                    outs.append(out[:, -1])
+        z = torch.stack(outs).mean(0).numpy().astype(np.float64)
+        return z.reshape(len(origins), cfg.horizon, len(cfg.target))
+
+    def _levels_at(self, y: np.ndarray, c: np.ndarray, origins: np.ndarray) -> np.ndarray:
+        """Level-space (log when log=True) forecasts (N, H, K) from z-origins of the raw data y, c."""
+        f = self._fitted
+        x, _ = self._inputs(y, c)
+        z = f.target_scaler.inverse(self._z_at(x, origins))
+        u = f.transform.to_level(y)
+        d = f.transform.lost
+        hist = u[(origins[:, None] + np.arange(1, d + 1)[None, :])] if d else u[:0][None].repeat(len(origins), 0)
+        return f.transform.integrate(z, hist)
+
+    def _fit_sigma(self, y, c, split) -> None:
+        """Std of level-space errors per horizon step on the validation windows (training windows
+        when there is no validation block), made non-decreasing in the step."""
+        cfg, f = self.config, self._fitted
+        lookback = 1 if cfg.stateful else cfg.lookback
+        origins = split.origins("val", lookback, cfg.horizon)
+        f.sigma_source = "validation"
+        if origins.size == 0:
+            origins, f.sigma_source = split.origins("train", lookback, cfg.horizon), "training"
+        pred = self._levels_at(y, c, origins)
+        u = f.transform.to_level(y)
+        truth = u[origins[:, None] + f.transform.lost + np.arange(1, cfg.horizon + 1)[None, :]]
+        sigma = np.sqrt(np.mean((pred - truth) ** 2, axis=0))        # (H, K)
+        f.sigma = np.maximum.accumulate(sigma, axis=0)
+
+    def _min_rows(self) -> int:
+        return (1 if self.config.stateful else self.config.lookback) + self._fitted.transform.lost
+
+    def forecast(self, y: np.ndarray, c: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Forecast `steps` beyond raw history y (T, K), c (T, C): (mean, lower, upper), each (steps, K).
+
+        Beyond the model's horizon the forecast is fed back as input (not possible with covariates,
+        whose future values are unknown)."""
+        cfg, f = self.config, self._fitted
+        if len(y) < self._min_rows():
+            raise LstmkitError(f"too few rows to forecast from: {len(y)}, need at least "
+                               f"{self._min_rows()} (lookback {cfg.lookback} + {f.transform.lost} "
+                               f"for differencing)")
+        if steps > cfg.horizon and c.shape[1]:
+            raise LstmkitError(f"forecasting {steps} steps needs future covariate values; with "
+                               f"covariates the limit is the model's horizon ({cfg.horizon})")
+        levels = []
+        while sum(len(l) for l in levels) < steps:
+            origin = np.array([len(y) - 1 - f.transform.lost])
+            lv = self._levels_at(y, c, origin)[0]                     # (H, K)
+            levels.append(lv)
+            y = np.concatenate([y, f.transform.from_level(lv)])
+        level = np.concatenate(levels)[:steps]
+        k = np.arange(1, steps + 1)
+        h = np.minimum(k, cfg.horizon) - 1
+        sigma = f.sigma[h] * np.sqrt(np.maximum(k / cfg.horizon, 1.0))[:, None]   # grow past H
+        q = NormalDist().inv_cdf(0.5 + cfg.interval / 2)
+        return (f.transform.from_level(level), f.transform.from_level(level - q * sigma),
+                f.transform.from_level(level + q * sigma))
+
+    def _future_index(self, series: Series, steps: int):
+        if series.time is not None and series.freq is not None:
+            return pd.date_range(series.time[-1], periods=steps + 1, freq=series.freq)[1:]
+        return pd.RangeIndex(len(series), len(series) + steps)
+
+    def predict(self, horizon: Optional[int] = None, data=None) -> pd.DataFrame:
+        """Forecast `horizon` steps (default: the model's) beyond the end of `data` (default: the data
+        given to fit, holdout included). Returns a DataFrame: time (or step), then for each target
+        its forecast and the interval's lower and upper bounds."""
+        cfg = self.config
+        steps = horizon or cfg.horizon
+        if steps < 1:
+            raise LstmkitError(f"horizon must be >= 1, got {steps}")
+        series = self.series if data is None else prepare(data, cfg.target, cfg.covariates, cfg.time_col)
+        if series is None:
+            raise LstmkitError("no data to forecast from: pass data=")
+        mean, lo, hi = self.forecast(series.values(cfg.target), series.values(cfg.covariates), steps)
+        index = self._future_index(series, steps)
+        out = pd.DataFrame({cfg.time_col or ("time" if series.time is not None else "step"): index})
+        if isinstance(index, pd.DatetimeIndex):
+            out.iloc[:, 0] = index.strftime("%Y-%m-%d")
+        for j, name in enumerate(cfg.target):
+            out[name] = mean[:, j]
+            out[f"{name}_lower"] = lo[:, j]
+            out[f"{name}_upper"] = hi[:, j]
+        return out
+
+    def evaluate(self, baselines: bool = True) -> Evaluation:
+        """Forecast the holdout from the data before it; score the LSTM and the baselines."""
+        cfg, series = self.config, self.series
+        if series is None or not self.models:
+            raise LstmkitError("Forecaster.evaluate needs the data it was fitted on: call fit() first")
+        if cfg.holdout == 0:
+            raise LstmkitError("evaluate() needs a holdout; fit with holdout > 0")
+        y, c = series.values(cfg.target), series.values(cfg.covariates)
+        cut = len(y) - cfg.holdout
+        mean, lo, hi = self.forecast(y[:cut], c[:cut], cfg.holdout)
+        return evaluate_forecasts(history=y[:cut], truth=y[cut:], lstm=(mean, lo, hi), config=cfg,
+                                  time=series.time, baselines=baselines, result=self.result)
+
+    # ---------------------------------------------------------------- saving
+    def save(self, path) -> Path:
+        """Write the model folder atomically: config.json, scaler.json, weights.safetensors,
+        history.safetensors and manifest.json (SHA-256 of each)."""
+        if not self.models:
+            raise LstmkitError("Forecaster.save: nothing to save, fit() first")
+        f, series = self._fitted, self.series
+        weights = {f"member{i}.{k}": v for i, m in enumerate(self.models) for k, v in m.state_dict().items()}
+        history = np.concatenate([series.values(self.config.target), series.values(self.config.covariates)], 1)
+        time = None
+        if series.time is not None:
+            time = {"start": str(series.time[0]), "freq": series.freq}
+        config = {"config": self.config.to_dict(), "members": len(self.models), "time": time,
+                  "sigma": f.sigma.tolist(), "sigma_source": f.sigma_source,
+                  "losses": [r.history for r in self.result.runs] if self.result else []}
+        scaler = {"transform": f.transform.to_dict(), "target": f.target_scaler.to_dict(),
+                  "covariates": f.cov_scaler.to_dict() if f.cov_scaler else None}
+        return save_bundle(path, {
+            "config.json": json_bytes(config),
+            "scaler.json": json_bytes(scaler),
+            "weights.safetensors": tensors_to_bytes(weights),
+            "history.safetensors": tensors_to_bytes({"values": torch.tensor(history)}),
+        }, kind="forecaster")
+
+    @classmethod
+    def load(cls, path) -> "Forecaster":
+        """Read a folder written by save(); refuses incomplete or modified folders."""
+        files = load_bundle(path, "forecaster", FILES)
+        try:
+            meta = json.loads(files["config.json"])
+            scal = json.loads(files["scaler.json"])
+            self = cls(ForecastConfig.from_dict(meta["config"]))
+            cfg = self.config
+            self._fitted = _Fitted(
+                transform=TargetTransform.from_dict(scal["transform"]),
+                target_scaler=StandardScaler.from_dict(scal["target"]),
+                cov_scaler=StandardScaler.from_dict(scal["covariates"]) if scal["covariates"] else None,
+                sigma=np.asarray(meta["sigma"], dtype=np.float64), sigma_source=meta["sigma_source"])
+            members = int(meta["members"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise LstmkitError(f"model folder {path}: config.json or scaler.json is not valid ({e})") from None
+        weights = tensors_from_bytes(files["weights.safetensors"], f"{path}/weights.safetensors")
+        for i in range(members):
+            prefix = f"member{i}."
+            model = self._build()
+            try:
+                model.load_state_dict({k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)})
+            except RuntimeError as e:
+                raise LstmkitError(f"model folder {path}: weights do not fit the configured model "
+                                   f"({str(e).splitlines()[0]})") from None
+            model.eval()
+            self.models.append(model)
+        values = tensors_from_bytes(files["history.safetensors"], f"{path}/history.safetensors")["values"]
+        frame = pd.DataFrame(values.numpy(), columns=cfg.target + cfg.covariates)
+        time, freq = None, None
+        if meta.get("time"):
+            freq = meta["time"]["freq"]
+            time = pd.date_range(meta["time"]["start"], periods=len(frame), freq=freq)
+        self.series = Series(frame=frame, targets=cfg.target, covariates=cfg.covariates, time=time, freq=freq)
+        return self

@@ -1,0 +1,236 @@
+"""The generic training loop: Adam with separate learning rates for the recurrent layers and the output
+layer, gradient clipping, early stopping on validation with the best weights kept, several
+initialisations (keep the best run or all of them for averaging), and truncated backpropagation through
+time over long sequences trained statefully in consecutive chunks.
+
+Model contract (what every lstmkit task model provides):
+    model(x, state=None) -> (out, state)     x (N, L, F), out (N, L, O); state is the carried
+                                             recurrent state (any nesting of tensors) or None
+    parameters of the output layer live under the attribute named by `head` (default "head").
+
+Data comes in one of two forms:
+    Windows(x, y)   independent windows, x (N, L, F); y (N, O) is compared with the last step's
+                    output, y (N, L, O) with every step's output
+    Stream(x, y)    B long sequences, x (B, T, F), y (B, T, O) with NaN where a step has no target;
+                    trained in chunks of `tbptt` steps whose final state starts the next chunk
+                    (detached: gradients stop at chunk borders). A validation Stream runs the model
+                    over all of x (the training part warms the state up) and scores its y.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional, Union
+
+import torch
+from torch import Tensor, nn
+
+from lstmkit.errors import LstmkitError
+
+from .early_stopping import EarlyStopping
+from .losses import masked_mse
+from .progress import progress_bar
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 300                # most passes over the training data per initialisation
+    lr: float = 1e-2                 # Adam learning rate of everything but the output layer
+    head_lr: Optional[float] = None  # Adam learning rate of the output layer; None = lr
+    weight_decay: float = 0.0        # Adam L2 penalty
+    batch_size: int = 32             # windows per optimiser step (Windows data); 0 = all at once
+    clip_norm: float = 1.0           # clip the global gradient norm to this; 0 = no clipping
+    patience: int = 30               # stop after this many epochs without validation improvement; 0 = never
+    min_delta: float = 0.0           # smallest decrease of the validation loss that counts as improvement
+    restarts: int = 3                # independent initialisations (seeds seed, seed+1, ...)
+    combine: str = "mean"            # "best": keep the run with the lowest validation loss;
+                                     # "mean": keep every run, predictions are averaged
+    seed: int = 0                    # seed of the first initialisation and of the batch order
+    tbptt: int = 0                   # chunk length for truncated BPTT on Stream data; 0 = whole sequence
+    progress: Optional[bool] = None  # progress bar; None = only when stderr is a terminal
+
+    def check(self) -> None:
+        if self.epochs < 1 or self.restarts < 1:
+            raise LstmkitError(f"epochs and restarts must be >= 1, got {self.epochs} and {self.restarts}")
+        if self.combine not in ("best", "mean"):
+            raise LstmkitError(f"combine must be 'best' or 'mean', got {self.combine!r}")
+        if self.lr <= 0 or (self.head_lr is not None and self.head_lr <= 0):
+            raise LstmkitError(f"learning rates must be > 0, got lr={self.lr}, head_lr={self.head_lr}")
+        if min(self.batch_size, self.tbptt, self.patience) < 0 or self.clip_norm < 0:
+            raise LstmkitError("batch_size, tbptt, patience and clip_norm must be >= 0")
+
+
+@dataclass
+class Windows:
+    x: Tensor  # (N, L, F)
+    y: Tensor  # (N, O) for the last step, or (N, L, O) for every step
+
+
+@dataclass
+class Stream:
+    x: Tensor  # (B, T, F)
+    y: Tensor  # (B, T, O), NaN where there is no target
+
+
+Data = Union[Windows, Stream]
+
+
+@dataclass
+class Run:
+    val_loss: float                  # best validation loss (training loss without validation data)
+    best_epoch: int                  # epoch whose weights were kept (0-based)
+    state: dict[str, Tensor]         # the weights of that epoch, on the CPU
+    history: dict[str, list[float]]  # {"train": [...], "val": [...]}, one value per epoch
+
+
+@dataclass
+class TrainResult:
+    runs: list[Run]      # every initialisation, in seed order
+    kept: list[int]      # indices of the runs whose weights are used (one for "best", all for "mean")
+    seconds: float = 0.0
+
+    @property
+    def members(self) -> list[dict[str, Tensor]]:
+        return [self.runs[i].state for i in self.kept]
+
+
+def param_groups(model: nn.Module, lr: float, head_lr: Optional[float], head: str) -> list[dict]:
+    """Two Adam groups: parameters under `model.<head>` at head_lr, the rest at lr."""
+    body, out = [], []
+    for name, p in model.named_parameters():
+        (out if name.split(".")[0] == head else body).append(p)
+    groups = [{"params": body, "lr": lr}]
+    if out:
+        groups.append({"params": out, "lr": head_lr if head_lr is not None else lr})
+    return [g for g in groups if g["params"]]
+
+
+def detach_state(state):
+    """Detach every tensor in a nested state (tuple/list/dict) so gradients stop at a chunk border."""
+    if state is None:
+        return None
+    if isinstance(state, Tensor):
+        return state.detach()
+    if isinstance(state, (tuple, list)):
+        return type(state)(detach_state(s) for s in state)
+    if isinstance(state, dict):
+        return {k: detach_state(v) for k, v in state.items()}
+    return state
+
+
+def run_stream(model: nn.Module, x: Tensor, chunk: int, state=None) -> tuple[Tensor, object]:
+    """Run a model statefully over x (B, T, F) in chunks (no gradient); returns out (B, T, O), state."""
+    outs = []
+    step = chunk or x.shape[1]
+    with torch.no_grad():
+        for s in range(0, x.shape[1], step):
+            out, state = model(x[:, s:s + step], state)
+            outs.append(out)
+    return torch.cat(outs, dim=1), state
+
+
+def _pick(out: Tensor, y: Tensor) -> Tensor:
+    return out[:, -1] if y.dim() == out.dim() - 1 else out
+
+
+def _epoch_windows(model, opt, data: Windows, loss_fn, cfg: TrainConfig, gen) -> float:
+    n = data.x.shape[0]
+    order = torch.randperm(n, generator=gen)
+    size = cfg.batch_size or n
+    total, count = 0.0, 0
+    for s in range(0, n, size):
+        idx = order[s:s + size]
+        out, _ = model(data.x[idx])
+        loss = loss_fn(_pick(out, data.y), data.y[idx])
+        _update(model, opt, loss, cfg)
+        total += loss.item() * len(idx)
+        count += len(idx)
+    return total / max(count, 1)
+
+
+def _epoch_stream(model, opt, data: Stream, loss_fn, cfg: TrainConfig) -> float:
+    step = cfg.tbptt or data.x.shape[1]
+    state, losses = None, []
+    for s in range(0, data.x.shape[1], step):
+        y = data.y[:, s:s + step]
+        out, state = model(data.x[:, s:s + step], state)
+        if torch.isfinite(y).any():
+            loss = loss_fn(out, y)
+            _update(model, opt, loss, cfg)
+            losses.append(loss.item())
+        state = detach_state(state)
+    return sum(losses) / max(len(losses), 1)
+
+
+def _update(model, opt, loss, cfg: TrainConfig) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.clip_norm > 0:
+        nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+    opt.step()
+
+
+def evaluate_loss(model: nn.Module, data: Data, loss_fn, chunk: int = 0) -> float:
+    """Loss of `model` on `data` without gradients (Stream data runs statefully in chunks)."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        if isinstance(data, Windows):
+            out, _ = model(data.x)
+            loss = loss_fn(_pick(out, data.y), data.y).item()
+        else:
+            out, _ = run_stream(model, data.x, chunk)
+            loss = loss_fn(out, data.y).item()
+    model.train(was_training)
+    return loss
+
+
+def train(build: Callable[[], nn.Module], train_data: Data, val_data: Optional[Data] = None,
+          config: Optional[TrainConfig] = None, loss_fn=masked_mse, head: str = "head",
+          desc: str = "training") -> TrainResult:
+    """Train `config.restarts` models made by `build()` and keep the best run or all of them.
+
+    Without validation data, early stopping and run selection use the training loss.
+    """
+    cfg = config or TrainConfig()
+    cfg.check()
+    if isinstance(train_data, Stream) != isinstance(val_data, Stream) and val_data is not None:
+        raise LstmkitError("train and validation data must both be Windows or both be Stream")
+    start = time.perf_counter()
+    runs = []
+    bar = progress_bar(cfg.restarts * cfg.epochs, desc, cfg.progress)
+    try:
+        for r in range(cfg.restarts):
+            torch.manual_seed(cfg.seed + r)
+            gen = torch.Generator().manual_seed(cfg.seed + r)
+            model = build()
+            model.train()
+            opt = torch.optim.Adam(param_groups(model, cfg.lr, cfg.head_lr, head),
+                                   weight_decay=cfg.weight_decay)
+            stopper = EarlyStopping(cfg.patience, cfg.min_delta)
+            hist = {"train": [], "val": []}
+            for epoch in range(cfg.epochs):
+                if isinstance(train_data, Windows):
+                    tr = _epoch_windows(model, opt, train_data, loss_fn, cfg, gen)
+                else:
+                    tr = _epoch_stream(model, opt, train_data, loss_fn, cfg)
+                va = evaluate_loss(model, val_data, loss_fn, cfg.tbptt) if val_data is not None else tr
+                hist["train"].append(tr)
+                hist["val"].append(va)
+                bar.update(1)
+                bar.set_postfix(run=r + 1, train=f"{tr:.4f}", val=f"{va:.4f}")
+                if not math.isfinite(tr):
+                    break
+                if stopper.step(va, model, epoch):
+                    bar.update(cfg.epochs - epoch - 1)
+                    break
+            runs.append(Run(stopper.best, stopper.best_epoch, stopper.best_state, hist))
+    finally:
+        bar.close()
+    if all(not math.isfinite(r.val_loss) for r in runs):
+        raise LstmkitError("training diverged: every run ended with a non-finite loss; lower the "
+                           "learning rate")
+    finite = [i for i, r in enumerate(runs) if math.isfinite(r.val_loss)]
+    kept = [min(finite, key=lambda i: runs[i].val_loss)] if cfg.combine == "best" else finite
+    return TrainResult(runs=runs, kept=kept, seconds=time.perf_counter() - start)
