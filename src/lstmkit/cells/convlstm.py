@@ -39,8 +39,8 @@ parameter            shape                                   packing
 ===================  ======================================  ===========================================
 
 C is ``input_size`` (input channels), hidden is ``hidden_size``; kH, kW is ``kernel_size``.
-"Same" padding keeps every frame at (H, W) for any kernel size (an even size pads one more on the
-bottom/right, as ``torch.nn.functional.conv2d(padding="same")`` does).
+Kernel sizes are odd, so that the "same" padding (kH // 2, kW // 2) is symmetric and keeps every
+frame at (H, W).
 """
 from __future__ import annotations
 
@@ -80,7 +80,8 @@ def convlstm_step(x: Tensor, h: Tensor, c: Tensor, weight: Tensor, bias: Optiona
     Returns:
         h_t and c_t, each (N, hidden, H, W).
     """
-    z = F.conv2d(torch.cat([x, h], dim=1), weight, bias, padding="same")  # (N, 4*hidden, H, W)
+    kh, kw = weight.shape[-2:]
+    z = F.conv2d(torch.cat([x, h], dim=1), weight, bias, padding=(kh // 2, kw // 2))  # (N, 4*hidden, H, W)
     zi, zf, zg, zo = z.chunk(4, dim=1)  # each (N, hidden, H, W)
     if weight_peephole is not None:
         zi = zi + weight_peephole[0] * c
@@ -103,7 +104,7 @@ class ConvLSTMCell(nn.Module):
     Args:
         input_size: C, channels of x_t.
         hidden_size: channels of h_t and c_t.
-        kernel_size: k or (kH, kW) of the gate convolution ("same" padding, stride 1).
+        kernel_size: k or (kH, kW), odd, of the gate convolution ("same" padding, stride 1).
         bias: add ``bias``.
         peephole: add the peephole terms :math:`p \odot c`.
         frame_size: (H, W) or an int. With peepholes it makes them per-position (hidden, H, W) as in
@@ -130,6 +131,9 @@ class ConvLSTMCell(nn.Module):
                 raise ValueError(f"ConvLSTMCell: expected {arg} to be a positive int, got {v!r}")
         self.input_size, self.hidden_size = input_size, hidden_size
         self.kernel_size = _pair("ConvLSTMCell", "kernel_size", kernel_size)
+        if not all(k % 2 for k in self.kernel_size):
+            raise ValueError(f"ConvLSTMCell: expected odd kernel sizes (symmetric 'same' padding), "
+                             f"got kernel_size={kernel_size!r}")
         self.frame_size = _pair("ConvLSTMCell", "frame_size", frame_size)
         self.peephole = bool(peephole)
         kw = {"device": device, "dtype": dtype}

@@ -38,7 +38,7 @@ class ConvLSTM(nn.Module):
     Args:
         input_size: C, channels of the input frames.
         hidden_size: channels of h and c in every layer and direction.
-        kernel_size: k or (kH, kW) of every gate convolution ("same" padding).
+        kernel_size: k or (kH, kW), odd, of every gate convolution ("same" padding).
         num_layers: stacked layers; layer k > 0 reads the D*hidden channels of layer k-1.
         bias: gate biases.
         batch_first: input/output (N, L, C, H, W) instead of (L, N, C, H, W).
