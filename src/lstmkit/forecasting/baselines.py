@@ -1,7 +1,10 @@
 """Reference forecasts the LSTM must be compared with: naive, seasonal naive, ARIMA and exponential
 smoothing (Holt-Winters), the last two from statsmodels.
 
-Each function takes a history x (T,) and a number of steps H and returns a forecast (H,).
+Each baseline is fitted once on the history before the holdout (`fit(x, season, log)`, x (T,)) and then
+forecasts from any longer prefix of the same series with the fitted parameters
+(`forecast(x_upto, steps)` -> (steps,)), so a holdout longer than the horizon is scored block by block
+without refitting.
 """
 from __future__ import annotations
 
@@ -10,71 +13,123 @@ import warnings
 import numpy as np
 
 
-def naive(history: np.ndarray, steps: int, season: int = 1, log: bool = False) -> np.ndarray:
+class Naive:
     """Repeat the last value."""
-    return np.full(steps, float(history[-1]))
+
+    def fit(self, x: np.ndarray, season: int, log: bool) -> "Naive":
+        return self
+
+    def forecast(self, x: np.ndarray, steps: int) -> np.ndarray:
+        return np.full(steps, float(x[-1]))
 
 
-def seasonal_naive(history: np.ndarray, steps: int, season: int = 1, log: bool = False) -> np.ndarray:
+class SeasonalNaive:
     """Repeat the last full season: f_{T+h} = x_{T+h-m*ceil(h/m)}."""
-    m = max(1, min(season, len(history)))
-    last = np.asarray(history[-m:], dtype=np.float64)
-    return np.resize(last, steps)
+
+    def fit(self, x: np.ndarray, season: int, log: bool) -> "SeasonalNaive":
+        self.season = max(1, season)
+        return self
+
+    def forecast(self, x: np.ndarray, steps: int) -> np.ndarray:
+        m = min(self.season, len(x))
+        return np.resize(np.asarray(x[-m:], dtype=np.float64), steps)
 
 
-def arima(history: np.ndarray, steps: int, season: int = 1, log: bool = False) -> np.ndarray:
-    """Seasonal ARIMA (p,1,q)(0,1,1)_m with p, q in {0, 1} chosen by AIC (without the seasonal part
-    when m = 1 or the history is shorter than three seasons), fitted on log(x) when log is True."""
-    from statsmodels.tsa.statespace.sarimax import SARIMAX
+class Arima:
+    """Seasonal ARIMA (p,1,q)(0,1,1)_m with p, q in {0, 1} chosen by AIC, on log(x) when log is True.
+    Without the seasonal part when m = 1 or the history is shorter than three seasons."""
 
-    x = np.log(history) if log else np.asarray(history, dtype=np.float64)
-    seasonal = (0, 1, 1, season) if season > 1 and len(x) >= 3 * season else (0, 0, 0, 0)
-    best = None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for p in (0, 1):
-            for q in (0, 1):
-                try:
-                    fit = SARIMAX(x, order=(p, 1, q), seasonal_order=seasonal).fit(disp=False)
-                except (ValueError, np.linalg.LinAlgError):
-                    continue
-                if best is None or fit.aic < best.aic:
-                    best = fit
-    if best is None:
-        return np.full(steps, np.nan)
-    f = np.asarray(best.forecast(steps))
-    return np.exp(f) if log else f
+    def fit(self, x: np.ndarray, season: int, log: bool) -> "Arima":
+        from statsmodels.tsa.statespace.sarimax import SARIMAX
+
+        self.log = log
+        seasonal = (0, 1, 1, season) if season > 1 and len(x) >= 3 * season else (0, 0, 0, 0)
+        self.result = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for p in (0, 1):
+                for q in (0, 1):
+                    try:
+                        fit = SARIMAX(self._in(x), order=(p, 1, q), seasonal_order=seasonal).fit(disp=False)
+                    except (ValueError, np.linalg.LinAlgError):
+                        continue
+                    if np.isfinite(fit.aic) and (self.result is None or fit.aic < self.result.aic):
+                        self.result = fit
+        return self
+
+    def _in(self, x):
+        return np.log(x) if self.log else np.asarray(x, dtype=np.float64)
+
+    def forecast(self, x: np.ndarray, steps: int) -> np.ndarray:
+        if self.result is None:
+            return np.full(steps, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = self.result if len(x) == self.result.nobs else self.result.apply(self._in(x))
+            f = np.asarray(res.forecast(steps))
+        return np.exp(f) if self.log else f
 
 
-def holt_winters(history: np.ndarray, steps: int, season: int = 1, log: bool = False) -> np.ndarray:
+class HoltWinters:
     """Exponential smoothing with additive trend and a multiplicative season for positive data
     (additive otherwise; no season when m = 1 or fewer than two seasons of history)."""
-    from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
-    x = np.asarray(history, dtype=np.float64)
-    seasonal = None
-    if season > 1 and len(x) >= 2 * season:
-        seasonal = "mul" if (x > 0).all() else "add"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            fit = ExponentialSmoothing(x, trend="add", seasonal=seasonal,
-                                       seasonal_periods=season if seasonal else None).fit()
-        except (ValueError, np.linalg.LinAlgError):
+    def fit(self, x: np.ndarray, season: int, log: bool) -> "HoltWinters":
+        from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+        x = np.asarray(x, dtype=np.float64)
+        self.seasonal = None
+        if season > 1 and len(x) >= 2 * season:
+            self.seasonal = "mul" if (x > 0).all() else "add"
+        self.kw = dict(trend="add", seasonal=self.seasonal,
+                       seasonal_periods=season if self.seasonal else None)
+        self.nobs = len(x)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                self.result = ExponentialSmoothing(x, **self.kw).fit()
+            except (ValueError, np.linalg.LinAlgError):
+                self.result = None
+        return self
+
+    def forecast(self, x: np.ndarray, steps: int) -> np.ndarray:
+        from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+        if self.result is None:
             return np.full(steps, np.nan)
-    return np.asarray(fit.forecast(steps))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if len(x) == self.nobs:
+                return np.asarray(self.result.forecast(steps))
+            # Same smoothing parameters and initial states, filtered over the longer prefix.
+            p = self.result.params
+            init = dict(initial_level=p["initial_level"], initial_trend=p["initial_trend"])
+            if self.seasonal:
+                init["initial_seasonal"] = p["initial_seasons"]
+            model = ExponentialSmoothing(np.asarray(x, dtype=np.float64), initialization_method="known",
+                                         **init, **self.kw)
+            res = model.fit(smoothing_level=p["smoothing_level"], smoothing_trend=p["smoothing_trend"],
+                            smoothing_seasonal=p["smoothing_seasonal"] if self.seasonal else None,
+                            optimized=False)
+            return np.asarray(res.forecast(steps))
 
 
-BASELINES = {"naive": naive, "seasonal naive": seasonal_naive, "ARIMA": arima,
-             "Holt-Winters": holt_winters}
+BASELINES = {"naive": Naive, "seasonal naive": SeasonalNaive, "ARIMA": Arima,
+             "Holt-Winters": HoltWinters}
 
 
-def run_baselines(history: np.ndarray, steps: int, season: int, log: bool,
+def run_baselines(y: np.ndarray, cut: int, horizon: int, season: int, log: bool,
                   names=tuple(BASELINES)) -> dict[str, np.ndarray]:
-    """history (T, K) -> {name: forecast (H, K)} for each baseline, column by column."""
+    """Forecast y[cut:] block by block (`horizon` steps from the true data before each block).
+
+    y (T, K) -> {name: (T - cut, K)}; each baseline is fitted on y[:cut] of each column."""
     out = {}
     for name in names:
-        fn = BASELINES[name]
-        out[name] = np.stack([fn(history[:, k], steps, season, log and (history[:, k] > 0).all())
-                              for k in range(history.shape[1])], axis=1)
+        cols = []
+        for k in range(y.shape[1]):
+            x = y[:, k]
+            model = BASELINES[name]().fit(x[:cut], season, log and bool((x[:cut] > 0).all()))
+            cols.append(np.concatenate([model.forecast(x[:b], min(horizon, len(x) - b))
+                                        for b in range(cut, len(x), horizon)]))
+        out[name] = np.stack(cols, axis=1)
     return out

@@ -254,7 +254,8 @@ class Forecaster:
         return out
 
     def evaluate(self, baselines: bool = True) -> Evaluation:
-        """Forecast the holdout from the data before it; score the LSTM and the baselines."""
+        """Forecast the holdout and score the LSTM beside the baselines. A holdout longer than the
+        horizon is forecast block by block, each block of `horizon` steps from the true data before it."""
         cfg, series = self.config, self.series
         if series is None or not self.models:
             raise LstmkitError("Forecaster.evaluate needs the data it was fitted on: call fit() first")
@@ -262,9 +263,11 @@ class Forecaster:
             raise LstmkitError("evaluate() needs a holdout; fit with holdout > 0")
         y, c = series.values(cfg.target), series.values(cfg.covariates)
         cut = len(y) - cfg.holdout
-        mean, lo, hi = self.forecast(y[:cut], c[:cut], cfg.holdout)
-        return evaluate_forecasts(history=y[:cut], truth=y[cut:], lstm=(mean, lo, hi), config=cfg,
-                                  time=series.time, baselines=baselines, result=self.result)
+        blocks = [self.forecast(y[:b], c[:b], min(cfg.horizon, len(y) - b))
+                  for b in range(cut, len(y), cfg.horizon)]
+        lstm = tuple(np.concatenate(parts) for parts in zip(*blocks))   # mean, lower, upper (holdout, K)
+        return evaluate_forecasts(y, cut, lstm, cfg, time=series.time, baselines=baselines,
+                                  result=self.result)
 
     # ---------------------------------------------------------------- saving
     def save(self, path) -> Path:

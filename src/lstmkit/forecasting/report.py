@@ -18,7 +18,7 @@ METRICS = ("MAE", "RMSE", "sMAPE", "MASE")
 @dataclass
 class Evaluation:
     history: np.ndarray                      # (T, K) data before the holdout
-    truth: np.ndarray                        # (H, K) the holdout
+    truth: np.ndarray                        # (H, K) the holdout (H = holdout length here)
     forecasts: dict[str, np.ndarray]         # model name -> (H, K), "LSTM" first
     lower: np.ndarray                        # (H, K) LSTM interval
     upper: np.ndarray                        # (H, K)
@@ -69,15 +69,18 @@ class Evaluation:
                 "truth": self.truth.tolist()}
 
 
-def evaluate_forecasts(history, truth, lstm, config, time=None, baselines=True, result=None) -> Evaluation:
-    """Score the LSTM's (mean, lower, upper) forecasts of `truth` (H, K) against the baselines run on
-    `history` (T, K)."""
+def evaluate_forecasts(y, cut, lstm, config, time=None, baselines=True, result=None) -> Evaluation:
+    """Score the LSTM's (mean, lower, upper) forecasts of y[cut:] (each (T - cut, K)) beside the
+    baselines, which are fitted on y[:cut]. MASE is scaled by the seasonal naive error on y[:cut]."""
     mean, lo, hi = lstm
-    steps = truth.shape[0]
+    history, truth = y[:cut], y[cut:]
     forecasts = {"LSTM": mean}
     if baselines:
-        forecasts.update(run_baselines(history, steps, config.season, config.log))
+        forecasts.update(run_baselines(y, cut, config.horizon, config.season, config.log))
     notes = []
+    if len(truth) > config.horizon:
+        notes.append(f"holdout of {len(truth)} steps forecast in blocks of {config.horizon}, each from "
+                     f"the true data before it")
     per_target = {}
     for j, name in enumerate(config.target):
         per_target[name] = {}

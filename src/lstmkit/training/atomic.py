@@ -13,6 +13,17 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fix_mode(path, folder: bool = False) -> None:
+    """mkstemp/mkdtemp create private (0600/0700) entries; give them the usual umask-based mode."""
+    os.chmod(path, (0o777 if folder else 0o666) & ~_umask())
+
+
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -36,6 +47,7 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        _fix_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -59,6 +71,7 @@ def write_with(path: str | Path, writer: Callable[[Path], None]) -> Path:
         writer(Path(tmp))
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        _fix_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -83,6 +96,7 @@ def write_folder(path: str | Path, files: Mapping[str, bytes]) -> Path:
                 f.flush()
                 os.fsync(f.fileno())
         _fsync_dir(staging)
+        _fix_mode(staging, folder=True)
         backup = None
         if path.exists():
             backup = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old-"))

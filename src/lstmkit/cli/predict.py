@@ -1,0 +1,35 @@
+"""`lstmkit predict --model DIR [CSV]`: forecast beyond the end of the data with a saved model, as CSV
+on stdout or in a file. Without a CSV it forecasts beyond the data the model was trained on."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lstmkit.data import read_csv
+from lstmkit.forecasting import Forecaster
+from lstmkit.training import atomic
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("predict", help="forecast beyond the data with a saved model",
+                       description=__doc__)
+    p.add_argument("csv", nargs="?", help="CSV with the same columns as the training data "
+                   "(default: the data saved with the model)")
+    p.add_argument("--model", required=True, help="model folder written by 'lstmkit forecast' (…/model)")
+    p.add_argument("--horizon", type=int, help="steps to forecast (default: the model's horizon; "
+                   "longer forecasts feed predictions back)")
+    p.add_argument("--output", "-o", help="CSV file to write (default: stdout)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    fc = Forecaster.load(args.model)
+    data = read_csv(args.csv) if args.csv else None
+    table = fc.predict(args.horizon, data=data)
+    text = table.to_csv(index=False, float_format="%.6g")
+    if args.output:
+        atomic.write_text(args.output, text)
+        print(f"wrote {len(table)} steps to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0

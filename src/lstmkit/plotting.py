@@ -1,0 +1,86 @@
+"""Figures for lstmkit's tasks, drawn with matplotlib's object API on the Agg canvas (no pyplot, no
+display needed) and written atomically as PNG.
+
+    plot_forecast   history, holdout truth, each model's forecast and a prediction interval
+    plot_loss       training and validation loss per epoch for every run
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from lstmkit.training import atomic
+
+# One fixed colour per model so every plot reads the same way.
+COLORS = {"LSTM": "#d62728", "naive": "#7f7f7f", "seasonal naive": "#bcbd22", "ARIMA": "#1f77b4",
+          "Holt-Winters": "#2ca02c"}
+_CYCLE = ["#9467bd", "#8c564b", "#e377c2", "#17becf", "#ff7f0e"]
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
+    FigureCanvasAgg(fig)
+    return atomic.write_with(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"))
+
+
+def plot_forecast(path: str | Path, x_hist: Sequence, history: np.ndarray, x_future: Sequence,
+                  forecasts: Mapping[str, np.ndarray], truth: Optional[np.ndarray] = None,
+                  lower: Optional[np.ndarray] = None, upper: Optional[np.ndarray] = None,
+                  names: Sequence[str] = ("y",), title: str = "", interval_label: str = "interval",
+                  show_last: Optional[int] = None) -> Path:
+    """One panel per target. history (T, K), truth/forecasts/lower/upper (H, K); x_hist (T,) and
+    x_future (H,) are the time stamps or step numbers. show_last: plot only the last steps of history."""
+    k = history.shape[1]
+    fig = Figure(figsize=(10, 3.6 * k), layout="constrained")
+    axes = fig.subplots(k, 1, squeeze=False)[:, 0]
+    start = 0 if show_last is None else max(0, len(history) - show_last)
+    for j, ax in enumerate(axes):
+        ax.plot(x_hist[start:], history[start:, j], color="black", lw=1.4, label="history")
+        if truth is not None:
+            # join the truth to the last observed point so the line is continuous
+            ax.plot([x_hist[-1], *x_future], [history[-1, j], *truth[:, j]], color="black", lw=1.4,
+                    ls="--", label="holdout (truth)")
+        if lower is not None and upper is not None:
+            ax.fill_between(x_future, lower[:, j], upper[:, j], color=COLORS["LSTM"], alpha=0.15,
+                            lw=0, label=f"LSTM {interval_label}")
+        extra = iter(_CYCLE)
+        for name, f in forecasts.items():
+            color = COLORS.get(name) or next(extra)
+            lw = 2.2 if name == "LSTM" else 1.2
+            ax.plot(x_future, f[:, j], color=color, lw=lw, marker="o" if name == "LSTM" else None,
+                    ms=3, label=name, zorder=3 if name == "LSTM" else 2)
+        if truth is not None or len(forecasts) > 0:
+            ax.axvline(x_hist[-1], color="0.6", lw=0.8, ls=":")
+        ax.set_ylabel(names[j])
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", fontsize=8, ncol=2, frameon=False)
+    if title:
+        axes[0].set_title(title)
+    return save_figure(fig, path)
+
+
+def plot_loss(path: str | Path, histories: Sequence[Mapping[str, Sequence[float]]],
+              best_epochs: Optional[Sequence[int]] = None, title: str = "training loss") -> Path:
+    """Training (solid) and validation (dashed) loss per epoch of each run, log scale; a dot marks the
+    epoch whose weights were kept."""
+    fig = Figure(figsize=(8, 4), layout="constrained")
+    ax = fig.subplots()
+    for r, hist in enumerate(histories):
+        color = f"C{r % 10}"
+        epochs = np.arange(1, len(hist["train"]) + 1)
+        ax.plot(epochs, hist["train"], color=color, lw=1.2, label=f"run {r + 1} train")
+        if "val" in hist:
+            ax.plot(epochs, hist["val"], color=color, lw=1.2, ls="--", label=f"run {r + 1} validation")
+            if best_epochs is not None:
+                b = best_epochs[r]
+                ax.plot([b + 1], [hist["val"][b]], "o", color=color, ms=5)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (MSE, scaled)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, ncol=2, frameon=False)
+    return save_figure(fig, path)
