@@ -1,5 +1,7 @@
 """The generic runner: RNN(any cell), Bidirectional, Stacked, checked against torch.nn.LSTM / GRU and
 lstmkit.LSTM with copied weights, and against a toy cell whose exact outputs are known."""
+import pickle
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -218,6 +220,14 @@ def test_merge_modes(merge, fn):
     x = padded_input(batch_first=True)
     y, _ = Bidirectional(fwd, bwd, merge=merge)(x, lengths=LENGTHS)
     torch.testing.assert_close(y, fn(fwd(x, lengths=LENGTHS)[0], bwd(x, lengths=LENGTHS)[0]))
+
+
+def test_runners_pickle_whole():
+    bi = Bidirectional(RNN(LSTMCell(I, H)), RNN(LSTMCell(I, H), reverse=True), merge="mean")
+    stack = Stacked([bi, RNN(GRUCell(H, H))])
+    again = pickle.loads(pickle.dumps(stack))
+    x = torch.randn(T, N, I)
+    torch.testing.assert_close(again(x, lengths=LENGTHS)[0], stack(x, lengths=LENGTHS)[0])
 
 
 def test_stacked_dropout_only_in_training():

@@ -43,14 +43,27 @@ from ..validation import check_tensor
 from .scan import reverse_padded, scan, valid_mask
 
 Lengths = Union[Tensor, Sequence[int], None]
-State = Union[Tensor, tuple]
 
+
+def _concat(a: Tensor, b: Tensor, dim: int) -> Tensor:
+    return torch.cat([a, b], dim=dim)
+
+
+def _sum(a: Tensor, b: Tensor, dim: int) -> Tensor:
+    return a + b
+
+
+def _mean(a: Tensor, b: Tensor, dim: int) -> Tensor:
+    return (a + b) / 2
+
+
+def _mul(a: Tensor, b: Tensor, dim: int) -> Tensor:
+    return a * b
+
+
+#: Bidirectional merges by name: f(y_forward, y_backward, feature_dim) -> y.
 MERGES: dict[str, Callable[[Tensor, Tensor, int], Tensor]] = {
-    "concat": lambda a, b, dim: torch.cat([a, b], dim=dim),
-    "sum": lambda a, b, dim: a + b,
-    "mean": lambda a, b, dim: (a + b) / 2,
-    "mul": lambda a, b, dim: a * b,
-}
+    "concat": _concat, "sum": _sum, "mean": _mean, "mul": _mul}
 
 
 def check_lengths(owner: str, lengths, T: int, N: int) -> Tensor:
@@ -294,17 +307,13 @@ class Bidirectional(SequenceRunner):
             if a != b:
                 raise ValueError(f"Bidirectional: expected forward_rnn and backward_rnn to agree on "
                                  f"{flag}, got {a} and {b}")
-        if isinstance(merge, str):
-            if merge not in MERGES:
-                raise ValueError(f"Bidirectional: unknown merge {merge!r}; expected one of "
-                                 f"{list(MERGES)} or a function (y_forward, y_backward) -> y")
-            self._merge = MERGES[merge]
-        elif callable(merge):
-            self._merge = lambda a, b, dim: merge(a, b)
-        else:
+        if isinstance(merge, str) and merge not in MERGES:
+            raise ValueError(f"Bidirectional: unknown merge {merge!r}; expected one of "
+                             f"{list(MERGES)} or a function (y_forward, y_backward) -> y")
+        if not isinstance(merge, str) and not callable(merge):
             raise TypeError(f"Bidirectional: expected merge to be a name or a function, "
                             f"got {type(merge).__name__}")
-        self.merge = merge if isinstance(merge, str) else getattr(merge, "__name__", "custom")
+        self.merge = merge  # a name of MERGES or a function (y_forward, y_backward) -> y
         self.forward_rnn, self.backward_rnn = forward_rnn, backward_rnn
         self.batch_first = forward_rnn.batch_first
         self.return_sequences, self.return_state = forward_rnn.return_sequences, forward_rnn.return_state
@@ -326,10 +335,13 @@ class Bidirectional(SequenceRunner):
                             f"None, got {type(state).__name__}")
         yf, ff = self.forward_rnn.run(xs, sf, lengths, last)
         yb, fb = self.backward_rnn.run(xs, sb, lengths, last)
-        return self._merge(yf, yb, 1 if last else 2), (ff, fb)
+        dim = 1 if last else 2  # the first feature dimension of (N, *F) or (T, N, *F)
+        y = MERGES[self.merge](yf, yb, dim) if isinstance(self.merge, str) else self.merge(yf, yb)
+        return y, (ff, fb)
 
     def extra_repr(self) -> str:
-        return f"merge={self.merge!r}"
+        name = self.merge if isinstance(self.merge, str) else getattr(self.merge, "__name__", "custom")
+        return f"merge={name!r}"
 
 
 class Stacked(SequenceRunner):
