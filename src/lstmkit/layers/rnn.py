@@ -38,6 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..cells.gru import GRUCell
+from ..cells.lstm import LSTMCell
 from ..errors import describe
 from ..validation import check_tensor
 from .scan import reverse_padded, scan, valid_mask
@@ -163,9 +165,6 @@ def _cell_feature_dims(cell: nn.Module) -> Optional[int]:
     fd = getattr(cell, "feature_dims", None)
     if fd is not None:
         return int(fd)
-    from ..cells.gru import GRUCell
-    from ..cells.lstm import LSTMCell
-
     return 1 if isinstance(cell, (LSTMCell, GRUCell)) else None
 
 
