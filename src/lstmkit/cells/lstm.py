@@ -50,7 +50,10 @@ parameter           shape                        packing
 H is ``hidden_size``, P is ``proj_size`` if set else H. The rows of a gate that an option removes
 (``f`` under ``coupled`` or ``forget_gate=False``, ``i`` under ``input_gate=False``, ``o`` under
 ``output_gate=False``) stay in the packed weights so that every variant shares one layout and one
-kernel; they are not used and receive zero gradient.
+kernel; they are not used and receive zero gradient. One exception: with ``layer_norm`` the
+LayerNorm statistics of :math:`W_i x_t` and :math:`W_h h_{t-1}` are taken over all 4H rows, so the
+weight rows of a removed gate still shift the mean and variance that the kept gates see (their
+bias rows and peephole stay unused).
 """
 from __future__ import annotations
 
