@@ -49,13 +49,19 @@ class RecurrentLayer(nn.Module):
                        ("num_layers", num_layers)):
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 raise ValueError(f"{name}: expected {arg} to be a positive int, got {v!r}")
-        if not isinstance(proj_size, int) or proj_size < 0 or (proj_size and proj_size >= hidden_size):
+        if (not isinstance(proj_size, int) or isinstance(proj_size, bool) or proj_size < 0
+                or (proj_size and proj_size >= hidden_size)):
             raise ValueError(f"{name}: expected 0 <= proj_size < hidden_size ({hidden_size}), "
                              f"got {proj_size!r}")
         for arg, v in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v < 1:
                 raise ValueError(f"{name}: expected {arg} in [0, 1), got {v!r}")
-        zc, zh = (zoneout, zoneout) if isinstance(zoneout, (int, float)) else tuple(zoneout)
+        pair = (zoneout, zoneout) if isinstance(zoneout, (int, float)) else zoneout
+        if (not isinstance(pair, (tuple, list)) or len(pair) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair)):
+            raise ValueError(f"{name}: expected zoneout as one probability or a (cell, hidden) "
+                             f"pair in [0, 1), got {zoneout!r}")
+        zc, zh = pair
         for v in (zc, zh):
             if not 0 <= v < 1:
                 raise ValueError(f"{name}: expected zoneout probabilities in [0, 1), got {zoneout!r}")
@@ -293,7 +299,8 @@ class RecurrentLayer(nn.Module):
             if tuple(s.shape) != want:
                 raise ValueError(f"{owner}: expected {name}_0 of shape {want} (num_layers * "
                                  f"num_directions, {'' if unbatched else 'N, '}"
-                                 f"{'P' if name == 'h' else 'H'}), got {describe(s)}")
+                                 f"{'P' if name == 'h' and self.proj_size else 'H'}), "
+                                 f"got {describe(s)}")
             out.append(s.unsqueeze(1) if unbatched else s)
         return tuple(out)
 
