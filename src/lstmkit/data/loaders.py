@@ -6,6 +6,7 @@ it together with the names of the target and covariate columns, all of them floa
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -144,7 +145,10 @@ def _check_time(frame: pd.DataFrame, time_col: str) -> tuple[pd.DatetimeIndex, O
                            f"duplicates)")
     if len(index) < 3:
         return index, None
-    freq = pd.infer_freq(index)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # pandas 3 announces infer_freq returning an offset
+        freq = pd.infer_freq(index)
+    freq = getattr(freq, "freqstr", freq)
     if freq is None:
         # Irregular spacing: name the first step that differs from the most common one.
         steps = index.to_series().diff().iloc[1:]

@@ -11,7 +11,7 @@ from lstmkit.training import TrainConfig
 
 def default_training() -> TrainConfig:
     """Training defaults that fit the airline data in well under a minute on 2 CPU cores."""
-    return TrainConfig(epochs=300, lr=5e-3, head_lr=1e-2, batch_size=16, clip_norm=1.0, patience=40,
+    return TrainConfig(epochs=300, lr=1e-3, head_lr=1e-3, batch_size=16, clip_norm=1.0, patience=60,
                        restarts=5, combine="mean", seed=0)
 
 
@@ -30,7 +30,7 @@ class ForecastConfig:
                                            # None = from the time column's frequency (monthly: 12), else 1
     # --- target transforms (scaling always follows) ---
     log: Optional[bool] = None             # log the targets; None = when every target value is > 0
-    diff: Optional[list[int]] = None       # differencing lags, e.g. [12] or [1, 12]; None = [season]
+    diff: Optional[list[int]] = None       # differencing lags, e.g. [1] or [1, 12]; None = [1, season]
                                            # when season > 1 else [1]; [] = no differencing
     # --- model ---
     layers: int = 1                        # stacked LSTM layers

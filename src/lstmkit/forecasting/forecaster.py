@@ -65,7 +65,7 @@ class Forecaster:
         if cfg.log is None:
             cfg.log = bool((series.values(series.targets) > 0).all())
         if cfg.diff is None:
-            cfg.diff = [cfg.season] if cfg.season > 1 else [1]
+            cfg.diff = [1, cfg.season] if cfg.season > 1 else [1]
         cfg.diff = [int(l) for l in cfg.diff]
         return cfg
 
@@ -244,9 +244,9 @@ class Forecaster:
             raise LstmkitError("no data to forecast from: pass data=")
         mean, lo, hi = self.forecast(series.values(cfg.target), series.values(cfg.covariates), steps)
         index = self._future_index(series, steps)
-        out = pd.DataFrame({cfg.time_col or ("time" if series.time is not None else "step"): index})
         if isinstance(index, pd.DatetimeIndex):
-            out.iloc[:, 0] = index.strftime("%Y-%m-%d")
+            index = index.strftime("%Y-%m-%d")
+        out = pd.DataFrame({cfg.time_col or ("time" if series.time is not None else "step"): index})
         for j, name in enumerate(cfg.target):
             out[name] = mean[:, j]
             out[f"{name}_lower"] = lo[:, j]
