@@ -80,9 +80,10 @@ class GRUCell(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None):
         super().__init__()
-        if input_size <= 0 or hidden_size <= 0:
-            raise ValueError(f"GRUCell: expected input_size > 0 and hidden_size > 0, "
-                             f"got {input_size}, {hidden_size}")
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                   for v in (input_size, hidden_size)):
+            raise ValueError(f"GRUCell: expected ints input_size > 0 and hidden_size > 0, "
+                             f"got {input_size!r}, {hidden_size!r}")
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         for name, shape in gru_parameter_shapes(input_size, hidden_size, bias).items():
             setattr(self, name, nn.Parameter(torch.empty(shape, device=device, dtype=dtype)))

@@ -255,9 +255,13 @@ class LSTMCell(nn.Module):
         if unknown:
             raise TypeError(f"LSTMCell: unknown option(s) {sorted(unknown)}; expected fields of "
                             f"LSTMOptions {[f.name for f in fields(LSTMOptions)]}")
-        if input_size <= 0 or hidden_size <= 0 or proj_size < 0 or (proj_size and proj_size >= hidden_size):
-            raise ValueError(f"LSTMCell: expected input_size > 0, hidden_size > 0 and "
-                             f"0 <= proj_size < hidden_size; got {input_size}, {hidden_size}, {proj_size}")
+        ints = all(isinstance(v, int) and not isinstance(v, bool)
+                   for v in (input_size, hidden_size, proj_size))
+        if (not ints or input_size <= 0 or hidden_size <= 0 or proj_size < 0
+                or (proj_size and proj_size >= hidden_size)):
+            raise ValueError(f"LSTMCell: expected ints input_size > 0, hidden_size > 0 and "
+                             f"0 <= proj_size < hidden_size; got {input_size!r}, {hidden_size!r}, "
+                             f"{proj_size!r}")
         self.input_size, self.hidden_size, self.proj_size, self.bias = input_size, hidden_size, proj_size, bias
         self.options = resolve_options("LSTMCell", preset, options, overrides)
         kw = {"device": device, "dtype": dtype}
