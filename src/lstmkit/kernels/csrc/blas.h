@@ -1,0 +1,65 @@
+// The matrix products of the fused kernels (row-major throughout, as torch tensors are).
+//
+// Which BLAS: the one torch itself links (MKL in the official x86 wheels, reached through dlsym on
+// libtorch_cpu, so nothing extra is linked and torch's thread settings apply). If its Fortran
+// sgemm_/dgemm_ cannot be found, an ATen fallback registered by the binding (at::mm) is used.
+//
+// The recurrent weights are multiplied once per time step, so PackedB packs them once per call:
+// for a few rows per step (batch 1-4 per thread) into lstmkit's own panel layout with a register-
+// blocked kernel (the BLAS call overhead would dominate there); otherwise into MKL's packed format
+// (cblas_sgemm_pack / cblas_sgemm_compute) where that exists (float32), else plain GEMM.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace lstmkit {
+
+// C (m x n) = alpha * op(A) (m x k) . op(B) (k x n) + beta * C; op(X) = X^T when its flag is set.
+// Row-major with leading dimensions lda, ldb, ldc. Threads: the BLAS's own (torch's setting); a call
+// made inside one of lstmkit's parallel regions runs on the calling thread only.
+template <typename S>
+void gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k, S alpha, const S* A, int64_t lda,
+          const S* B, int64_t ldb, S beta, S* C, int64_t ldc);
+
+// op(B) (k x n), packed once, for many products C (m x n) (+)= A (m x k) . op(B) with m <= max_m.
+template <typename S>
+class PackedB {
+ public:
+  PackedB(bool transB, int64_t k, int64_t n, const S* B, int64_t ldb, int64_t max_m);
+  ~PackedB();
+  PackedB(const PackedB&) = delete;
+  PackedB& operator=(const PackedB&) = delete;
+  // accumulate: C += A . op(B), else C = A . op(B). Safe to call from several threads at once.
+  void mul(int64_t m, const S* A, int64_t lda, S* C, int64_t ldc, bool accumulate) const;
+
+ private:
+  bool transB_;
+  int64_t k_, n_, ldb_;
+  const S* B_;
+  S* panels_ = nullptr;  // lstmkit layout: (ceil(n / W), k, W), W = 64 bytes x 4 of scalars
+  void* mkl_ = nullptr;  // MKL packed buffer (float32 only)
+  int64_t own_max_m_ = 0;  // rows up to which lstmkit's own kernel is used
+};
+
+// What the BLAS layer found: "mkl-packed", "blas" (plain GEMM, no packed API) or "aten" (fallback).
+const char* blas_backend();
+
+// The ATen fallback, registered by the binding at load time.
+using FallbackGemmF = void (*)(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t,
+                               const float*, int64_t, float, float*, int64_t);
+using FallbackGemmD = void (*)(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t,
+                               const double*, int64_t, double, double*, int64_t);
+void set_fallback_gemm(FallbackGemmF f, FallbackGemmD d);
+
+// Threads for lstmkit's own parallel loops (torch's intra-op setting, registered by the binding).
+int num_threads();
+void set_num_threads_getter(int (*getter)());
+
+// A scratch buffer that survives between calls so that big work arrays are not re-faulted on every
+// call (one per thread that calls into the kernels). Contents are undefined on return.
+template <typename S>
+S* scratch(int slot, int64_t count);
+
+}  // namespace lstmkit

@@ -1,0 +1,174 @@
+// Pointwise math of the fused kernels: activations by code, their derivatives, row reductions.
+//
+// Activation codes are those of lstmkit/cells/activations.py:
+//   0 sigmoid   1 tanh   2 identity   3 relu   4 hard_sigmoid (relu6(x + 3) / 6)   5 softsign
+//
+// Every derivative is written in terms of the activation's OUTPUT y, so the backward pass needs only
+// the saved activations (y' for sigmoid is y(1 - y), for tanh 1 - y^2, ...).
+//
+// float uses branch-free approximations that the compiler vectorises (exp: Cephes polynomial, ~1 ulp;
+// tanh: Eigen's rational approximation, a few ulp); double uses libm, so float64 results (and
+// gradcheck) see the exact functions.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+namespace lstmkit {
+
+enum Act : int { kSigmoid = 0, kTanh = 1, kIdentity = 2, kRelu = 3, kHardSigmoid = 4, kSoftsign = 5 };
+
+// ---- scalar building blocks ---------------------------------------------------------------------
+inline float exp_approx(float x) {
+  x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
+  const float n = std::floor(x * 1.44269504088896341f + 0.5f);
+  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;  // x - n ln2, in two parts (Cephes)
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;  // 2^n
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+inline float tanh_approx(float a) {
+  // Eigen's generic_fast_tanh_float: odd 13/6 rational fit on [-7.905, 7.905], identity near 0.
+  const float x = a < -7.90531110763549805f ? -7.90531110763549805f
+                                            : (a > 7.90531110763549805f ? 7.90531110763549805f : a);
+  const float x2 = x * x;
+  float p = -2.76076847742355e-16f;
+  p = p * x2 + 2.00018790482477e-13f;
+  p = p * x2 + -8.60467152213735e-11f;
+  p = p * x2 + 5.12229709037114e-08f;
+  p = p * x2 + 1.48572235717979e-05f;
+  p = p * x2 + 6.37261928875436e-04f;
+  p = p * x2 + 4.89352455891786e-03f;
+  p = p * x;
+  float q = 1.19825839466702e-06f;
+  q = q * x2 + 1.18534705686654e-04f;
+  q = q * x2 + 2.26843463243900e-03f;
+  q = q * x2 + 4.89352518554385e-03f;
+  const float t = p / q;
+  return std::fabs(a) < 0.0004f ? a : t;
+}
+
+template <typename S> inline S sigm(S x);
+template <> inline float sigm<float>(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
+template <> inline double sigm<double>(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+template <typename S> inline S tanhx(S x);
+template <> inline float tanhx<float>(float x) { return tanh_approx(x); }
+template <> inline double tanhx<double>(double x) { return std::tanh(x); }
+
+template <typename S> inline S hard_sigm(S x) {
+  S y = x + S(3);
+  y = y < S(0) ? S(0) : (y > S(6) ? S(6) : y);
+  return y * S(1.0 / 6.0);
+}
+
+template <typename S> inline S softsign(S x) { return x / (S(1) + std::fabs(x)); }
+
+// ---- whole arrays ---------------------------------------------------------------------------------
+// y[j] = act(x[j]) for j < n (in place allowed). The switch is outside the loops so each loop vectorises.
+template <typename S> inline void act_apply(int code, const S* x, S* y, int64_t n) {
+  switch (code) {
+    case kSigmoid:
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) y[j] = sigm<S>(x[j]);
+      break;
+    case kTanh:
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) y[j] = tanhx<S>(x[j]);
+      break;
+    case kIdentity:
+      if (x != y) std::memcpy(y, x, sizeof(S) * n);
+      break;
+    case kRelu:
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) y[j] = x[j] > S(0) ? x[j] : S(0);
+      break;
+    case kHardSigmoid:
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) y[j] = hard_sigm<S>(x[j]);
+      break;
+    default:  // kSoftsign
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) y[j] = softsign<S>(x[j]);
+      break;
+  }
+}
+
+// d[j] *= act'(x_j), written with y[j] = act(x_j) (the saved output).
+template <typename S> inline void act_grad_mul(int code, const S* y, S* d, int64_t n) {
+  switch (code) {
+    case kSigmoid:
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) d[j] *= y[j] * (S(1) - y[j]);
+      break;
+    case kTanh:
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) d[j] *= S(1) - y[j] * y[j];
+      break;
+    case kIdentity:
+      break;
+    case kRelu:
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) d[j] = y[j] > S(0) ? d[j] : S(0);
+      break;
+    case kHardSigmoid:  // 1/6 strictly inside (-3, 3), as torch: there 0 < y < 1
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) d[j] = (y[j] > S(0) && y[j] < S(1)) ? d[j] * S(1.0 / 6.0) : S(0);
+      break;
+    default: {  // softsign: 1 / (1 + |x|)^2 = (1 - |y|)^2
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) {
+        const S u = S(1) - std::fabs(y[j]);
+        d[j] *= u * u;
+      }
+    }
+  }
+}
+
+template <typename S> inline void fill(S* p, S v, int64_t n) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) p[j] = v;
+}
+
+// LayerNorm of one row without gain: x <- (x - mean) * rstd; returns rstd. Two passes, in double
+// accumulation for float rows too (rows are at most a few thousand long).
+template <typename S> inline S layer_norm_row(S* x, int64_t n, double eps) {
+  double s = 0;
+  for (int64_t j = 0; j < n; ++j) s += x[j];
+  const S mean = S(s / n);
+  double v = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    const double d = double(x[j]) - mean;
+    v += d * d;
+  }
+  const S rstd = S(1.0 / std::sqrt(v / n + eps));
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) x[j] = (x[j] - mean) * rstd;
+  return rstd;
+}
+
+// Backward of y = xhat * gamma (gamma folded into dy by the caller): given g = dL/dxhat and xhat,
+// dL/dx = rstd * (g - mean(g) - xhat * mean(g * xhat)). Writes dx (may alias g).
+template <typename S>
+inline void layer_norm_row_backward(const S* g, const S* xhat, S rstd, S* dx, int64_t n) {
+  double s1 = 0, s2 = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    s1 += g[j];
+    s2 += double(g[j]) * xhat[j];
+  }
+  const S m1 = S(s1 / n), m2 = S(s2 / n);
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) dx[j] = rstd * (g[j] - m1 - xhat[j] * m2);
+}
+
+}  // namespace lstmkit

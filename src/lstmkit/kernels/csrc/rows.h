@@ -1,0 +1,51 @@
+// How the fused kernels share work between threads: sequences (batch rows) never interact, so each
+// thread takes one block of rows and runs the whole time loop for it, with no barrier per step.
+#pragma once
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "blas.h"
+
+namespace lstmkit {
+
+struct Block {
+  int64_t r0, r1;  // rows [r0, r1) of the batch
+};
+
+// Threads for N rows: torch's intra-op setting, at most one per row.
+inline int threads_for(int64_t N) {
+  return int(std::max<int64_t>(1, std::min<int64_t>(num_threads(), N)));
+}
+
+inline Block block_of(int tid, int nth, int64_t N) {
+  const int64_t base = N / nth, rem = N % nth;
+  const int64_t r0 = tid * base + std::min<int64_t>(tid, rem);
+  return {r0, r0 + base + (tid < rem ? 1 : 0)};
+}
+
+// body(tid, block) on nth threads (inline when nth == 1).
+template <typename F>
+void for_each_block(int nth, int64_t N, F&& body) {
+  if (nth == 1) {
+    body(0, Block{0, N});
+    return;
+  }
+#pragma omp parallel num_threads(nth)
+  {
+    const int tid = omp_get_thread_num();
+    body(tid, block_of(tid, nth, N));
+  }
+}
+
+// Row n is real at step t (sequences are left-aligned; no lengths means all real).
+inline bool valid(const int64_t* lengths, int64_t t, int64_t n) {
+  return lengths == nullptr || t < lengths[n];
+}
+
+template <typename S> inline void zero(S* p, int64_t n) { std::memset(p, 0, sizeof(S) * n); }
+
+}  // namespace lstmkit

@@ -1,0 +1,314 @@
+"""lstmkit's fused CPU kernels: the loader, the autograd Functions, and the per-direction entry points.
+
+The C++ core is in ``kernels/csrc`` (``fused.h`` documents every argument's shape). This module
+
+* builds it with ``torch.utils.cpp_extension.load`` on first use and caches the library under
+  ``$LSTMKIT_CACHE_DIR`` (default ``$XDG_CACHE_HOME/lstmkit`` or ``~/.cache/lstmkit``), in a folder
+  named by a hash of the sources, the flags, torch's version and the CPU; later imports find the
+  cached library by that hash and load it directly (no compiler, no ninja);
+* wraps each direction call in one ``torch.autograd.Function`` whose backward is the hand-written
+  backward through time of the C++ core (double backward is not supported);
+* implements the contract of ``kernels/reference.py``: :func:`lstm_direction` and
+  :func:`gru_direction` take and return exactly what the reference functions do, gate traces included.
+
+If the library cannot be built (no compiler, no ninja, a compile error, or ``LSTMKIT_DISABLE_FUSED=1``)
+:func:`available` is False, :func:`build_error` says why, and the dispatcher falls back to the
+reference loop with one warning.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from ..cells.activations import activation_code
+from ..cells.gru import GRUParams
+from ..cells.lstm import LSTMOptions, LSTMParams
+
+_CSRC = Path(__file__).with_name("csrc")
+_SOURCES = ("binding.cpp", "blas.cpp", "lstm.cpp", "gru.cpp")
+_HEADERS = ("fused.h", "blas.h", "pointwise.h", "rows.h")
+_NAME = "lstmkit_fused"
+# -march=native: the library is built on the machine that runs it (the CPU is part of the cache key).
+_CFLAGS = ("-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", "-w")
+_LDFLAGS = ("-fopenmp",)
+
+# Bits of LstmConfig::flags (csrc/fused.h).
+_PEEPHOLE, _COUPLED, _NO_INPUT, _NO_FORGET, _NO_OUTPUT, _GATE_REC, _LAYER_NORM = (1 << k for k in range(7))
+
+_lock = threading.Lock()
+_state: dict = {"loaded": False, "error": None, "path": None, "build_seconds": None,
+                "load_seconds": None}
+
+
+# ---- building and loading ----------------------------------------------------------------------------
+def cache_root() -> Path:
+    """Where built libraries are kept: $LSTMKIT_CACHE_DIR, else $XDG_CACHE_HOME/lstmkit, else
+    ~/.cache/lstmkit."""
+    env = os.environ.get("LSTMKIT_CACHE_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "lstmkit"
+
+
+def _cpu_signature() -> str:
+    """The CPU's feature flags (the build uses -march=native), so a cache shared between machines
+    never hands one machine another's instructions."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _build_key() -> str:
+    h = hashlib.sha256()
+    for name in _SOURCES + _HEADERS:
+        h.update(name.encode())
+        h.update((_CSRC / name).read_bytes())
+    h.update(" ".join(_CFLAGS + _LDFLAGS).encode())
+    h.update(torch.__version__.encode())
+    h.update(platform.python_version().encode())
+    h.update(_cpu_signature().encode())
+    h.update(os.environ.get("CXX", "").encode())
+    return h.hexdigest()[:20]
+
+
+def library_dir() -> Path:
+    """The folder of the library built from the current sources on this machine."""
+    return cache_root() / f"fused-{_build_key()}"
+
+
+def _build(build_dir: Path) -> Path:
+    from torch.utils import cpp_extension
+
+    cxx = os.environ.get("CXX", "c++")
+    if shutil.which(cxx) is None:
+        raise RuntimeError(f"no C++ compiler: {cxx!r} was not found on PATH (set CXX or install g++)")
+    try:
+        cpp_extension.verify_ninja_availability()
+    except RuntimeError:
+        raise RuntimeError("ninja was not found (pip install ninja); torch's C++ extension builder "
+                           "needs it") from None
+    build_dir.mkdir(parents=True, exist_ok=True)
+    cpp_extension.load(name=_NAME, sources=[str(_CSRC / s) for s in _SOURCES],
+                       extra_cflags=list(_CFLAGS), extra_ldflags=list(_LDFLAGS),
+                       build_directory=str(build_dir), with_cuda=False, is_python_module=False,
+                       verbose=bool(os.environ.get("LSTMKIT_VERBOSE_BUILD")))
+    return build_dir / f"{_NAME}.so"
+
+
+def load() -> bool:
+    """Load the compiled kernels, building them first if this machine has no cached build. Returns
+    whether they are available; never raises for a failed build (see :func:`build_error`)."""
+    if _state["loaded"] or _state["error"] is not None:
+        return _state["loaded"]
+    with _lock:
+        if _state["loaded"] or _state["error"] is not None:
+            return _state["loaded"]
+        if os.environ.get("LSTMKIT_DISABLE_FUSED", "") not in ("", "0"):
+            _state["error"] = "disabled by the environment variable LSTMKIT_DISABLE_FUSED"
+            return False
+        t0 = time.perf_counter()
+        try:
+            build_dir = library_dir()
+            lib, done = build_dir / f"{_NAME}.so", build_dir / "BUILD_OK"
+            if lib.exists() and done.exists():
+                torch.ops.load_library(str(lib))
+                _state["load_seconds"] = time.perf_counter() - t0
+            else:
+                lib = _build(build_dir)
+                done.write_text(f"{torch.__version__}\n")
+                _state["build_seconds"] = time.perf_counter() - t0
+            _state["path"] = str(lib)
+            _state["loaded"] = True
+        except Exception as e:  # noqa: BLE001 - any build failure means "use the reference loop"
+            msg = str(e).strip().splitlines()
+            _state["error"] = f"{type(e).__name__}: " + (" / ".join(msg[-6:]) if msg else "")
+        return _state["loaded"]
+
+
+def available() -> bool:
+    """True when the fused kernels are built (or could be built just now) and loaded."""
+    return load()
+
+
+def build_error() -> Optional[str]:
+    """Why the fused kernels are unavailable, or None."""
+    load()
+    return _state["error"]
+
+
+def build_info() -> dict:
+    """Where the library is, how long its build or cached load took, which BLAS it uses."""
+    load()
+    info = {k: _state[k] for k in ("path", "build_seconds", "load_seconds", "error")}
+    info["blas"] = torch.ops.lstmkit.info() if _state["loaded"] else None
+    return info
+
+
+def _ops():
+    """torch.ops.lstmkit, loading (or building) the library on first use."""
+    if not load():
+        raise RuntimeError(f"lstmkit fused kernels are not available: {_state['error']}")
+    return torch.ops.lstmkit
+
+
+# ---- autograd ----------------------------------------------------------------------------------------
+def _c(t: Optional[Tensor]) -> Optional[Tensor]:
+    return None if t is None else t.contiguous()
+
+
+def _needs_mask(flags) -> int:
+    return sum(1 << q for q, f in enumerate(flags) if f)
+
+
+class LSTMFunction(torch.autograd.Function):
+    """One LSTM layer and direction over the whole sequence.
+
+    apply(config, want_trace, x, h0, c0, lengths, rec_mask, zone_c, zone_h, *LSTMParams) returns
+    y (T, N, P), h_n (N, P), c_n (N, H) and, with want_trace, i, f, g, o, c (T, N, H) each (views of
+    the saved gate buffer: the trace costs nothing beyond what backward keeps anyway).
+    """
+
+    @staticmethod
+    def forward(ctx, config, want_trace, x, h0, c0, lengths, rec_mask, zone_c, zone_h, *params):
+        outs = _ops().lstm_forward(x, h0, c0, *params, lengths, rec_mask, zone_c, zone_h,
+                                              config)
+        y, h_n, c_n, gates, c = outs[:5]
+        ctx.set_materialize_grads(False)
+        ctx.config = config
+        ctx.save_for_backward(x, h0, c0, lengths, rec_mask, zone_c, zone_h, *params, *outs[3:])
+        if not want_trace:
+            return y, h_n, c_n
+        T, N, H = c.shape
+        return (y, h_n, c_n) + tuple(gates.view(T, N, 4, H).unbind(2)) + (c,)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy, dh_n, dc_n, *dtrace):
+        saved = ctx.saved_tensors
+        x, h0, c0, lengths, rec_mask, zone_c, zone_h = saved[:7]
+        params, kept = saved[7:18], saved[18:]
+        needs = ctx.needs_input_grad  # (config, want_trace, x, h0, c0, lengths, masks x3, *params)
+        mask = _needs_mask((needs[2], needs[3], needs[4]) + tuple(needs[9:20]))
+        grads = [_c(g) for g in (dy, dh_n, dc_n)] + [_c(g) for g in dtrace] + [None] * (5 - len(dtrace))
+        out = _ops().lstm_backward(x, h0, c0, *params, lengths, rec_mask, zone_c, zone_h,
+                                              list(kept), grads, list(ctx.config) + [mask])
+        dx, dh0, dc0 = out[:3]
+        return (None, None, dx if needs[2] else None, dh0 if needs[3] else None,
+                dc0 if needs[4] else None, None, None, None, None) + tuple(
+            g if n else None for g, n in zip(out[3:], needs[9:20]))
+
+
+class GRUFunction(torch.autograd.Function):
+    """One GRU layer and direction: apply(want_trace, x, h0, lengths, rec_mask, zone_h, *GRUParams)
+    returns y (T, N, H), h_n (N, H) and, with want_trace, r, z, n (T, N, H) views."""
+
+    @staticmethod
+    def forward(ctx, want_trace, x, h0, lengths, rec_mask, zone_h, *params):
+        outs = _ops().gru_forward(x, h0, *params, lengths, rec_mask, zone_h)
+        y, h_n, gates = outs[:3]
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(x, h0, lengths, rec_mask, zone_h, *params, *outs[2:])
+        if not want_trace:
+            return y, h_n
+        T, N, G = gates.shape
+        return (y, h_n) + tuple(gates.view(T, N, 3, G // 3).unbind(2))
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy, dh_n, *dtrace):
+        saved = ctx.saved_tensors
+        x, h0, lengths, rec_mask, zone_h = saved[:5]
+        params, kept = saved[5:9], saved[9:]
+        needs = ctx.needs_input_grad  # (want_trace, x, h0, lengths, rec_mask, zone_h, *params)
+        mask = _needs_mask((needs[1], needs[2]) + tuple(needs[6:10]))
+        grads = [_c(dy), _c(dh_n)] + [_c(g) for g in dtrace] + [None] * (3 - len(dtrace))
+        out = _ops().gru_backward(x, h0, *params, lengths, rec_mask, zone_h, list(kept),
+                                             grads, [mask])
+        return (None, out[0] if needs[1] else None, out[1] if needs[2] else None, None, None,
+                None) + tuple(g if n else None for g, n in zip(out[2:], needs[6:10]))
+
+
+# ---- the contract of kernels/reference.py --------------------------------------------------------------
+def _flags(opts: LSTMOptions) -> int:
+    return ((_PEEPHOLE if opts.peephole else 0) | (_COUPLED if opts.coupled else 0)
+            | (0 if opts.input_gate else _NO_INPUT) | (0 if opts.forget_gate else _NO_FORGET)
+            | (0 if opts.output_gate else _NO_OUTPUT) | (_GATE_REC if opts.gate_recurrence else 0)
+            | (_LAYER_NORM if opts.layer_norm else 0))
+
+
+def _lengths(lengths: Optional[Tensor], T: int) -> Optional[Tensor]:
+    """int64 CPU lengths, or None when every sequence is full (the kernels then skip the checks)."""
+    if lengths is None:
+        return None
+    lengths = lengths.to(device="cpu", dtype=torch.int64).contiguous()
+    return None if bool((lengths == T).all()) else lengths
+
+
+def _wants_grad(*args) -> bool:
+    """Whether a call must go through the autograd Function (else straight to the kernel)."""
+    return torch.is_grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad for a in args)
+
+
+def lstm_direction(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, opts: LSTMOptions,
+                   lengths: Optional[Tensor] = None, rec_mask: Optional[Tensor] = None,
+                   zoneout_c: Optional[Tensor] = None, zoneout_h: Optional[Tensor] = None,
+                   want_trace: bool = False):
+    """Same arguments and results as :func:`lstmkit.kernels.reference.lstm_direction`."""
+    if x.device.type != "cpu":
+        from . import reference
+
+        return reference.lstm_direction(x, h0, c0, p, opts, lengths, rec_mask, zoneout_c,
+                                        zoneout_h, want_trace)
+    config = [_flags(opts), activation_code(opts.gate_activation),
+              activation_code(opts.input_activation), activation_code(opts.output_activation)]
+    args = (x.contiguous(), h0.contiguous(), c0.contiguous(), _lengths(lengths, x.shape[0]),
+            _c(rec_mask), _c(zoneout_c), _c(zoneout_h)) + tuple(_c(t) for t in p)
+    if _wants_grad(*args):
+        out = LSTMFunction.apply(config, want_trace, *args)
+    else:
+        x_, h0_, c0_, lens, rec, zc, zh = args[:7]
+        res = _ops().lstm_forward(x_, h0_, c0_, *args[7:], lens, rec, zc, zh, config)
+        out = tuple(res[:3])
+        if want_trace:
+            T, N, H = res[4].shape
+            out = out + tuple(res[3].view(T, N, 4, H).unbind(2)) + (res[4],)
+    trace = dict(zip(("i", "f", "g", "o", "c"), out[3:])) if want_trace else None
+    return out[0], out[1], out[2], trace
+
+
+def gru_direction(x: Tensor, h0: Tensor, p: GRUParams, lengths: Optional[Tensor] = None,
+                  rec_mask: Optional[Tensor] = None, zoneout_h: Optional[Tensor] = None,
+                  want_trace: bool = False):
+    """Same arguments and results as :func:`lstmkit.kernels.reference.gru_direction`."""
+    if x.device.type != "cpu":
+        from . import reference
+
+        return reference.gru_direction(x, h0, p, lengths, rec_mask, zoneout_h, want_trace)
+    args = (x.contiguous(), h0.contiguous(), _lengths(lengths, x.shape[0]), _c(rec_mask),
+            _c(zoneout_h)) + tuple(_c(t) for t in p)
+    if _wants_grad(*args):
+        out = GRUFunction.apply(want_trace, *args)
+    else:
+        res = _ops().gru_forward(args[0], args[1], *args[5:], *args[2:5])
+        out = tuple(res[:2])
+        if want_trace:
+            T, N, G = res[2].shape
+            out = out + tuple(res[2].view(T, N, 3, G // 3).unbind(2))
+    trace = dict(zip(("r", "z", "n"), out[2:])) if want_trace else None
+    return out[0], out[1], trace
