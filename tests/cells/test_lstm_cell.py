@@ -154,3 +154,98 @@ def test_cell_rejects_bad_input(call, exc, pattern):
 def test_cell_rejects_bad_arguments(make, exc, pattern):
     with pytest.raises(exc, match=pattern):
         make()
+
+
+# -- the equations of lstmkit.cells.lstm's docstring, written out independently -------------------
+WRITTEN_ACTIVATIONS = {
+    "sigmoid": lambda v: 1 / (1 + torch.exp(-v)),
+    "tanh": lambda v: (torch.exp(v) - torch.exp(-v)) / (torch.exp(v) + torch.exp(-v)),
+    "identity": lambda v: v,
+    "relu": lambda v: torch.where(v > 0, v, torch.zeros_like(v)),
+    "hard_sigmoid": lambda v: torch.clamp(v / 6 + 0.5, 0, 1),  # torch.nn.Hardsigmoid
+    "softsign": lambda v: v / (1 + v.abs()),
+}
+
+
+def _ln(v, gain, bias=None, eps=1e-5):
+    """LayerNorm over the last dimension, written out (biased variance, as Ba et al.)."""
+    mu = v.mean(-1, keepdim=True)
+    var = ((v - mu) ** 2).mean(-1, keepdim=True)
+    out = (v - mu) / torch.sqrt(var + eps) * gain
+    return out if bias is None else out + bias
+
+
+def written_out_step(x, h, c, a, p: dict, o: lstmkit.LSTMOptions, H: int):
+    """One step of every variant, from the docstring's equations; returns (h, c, a, (i, f, g, o))."""
+    sig, act_in, act_out = (WRITTEN_ACTIVATIONS[n] for n in
+                            (o.gate_activation, o.input_activation, o.output_activation))
+    wx, wh = x @ p["weight_ih"].t(), h @ p["weight_hh"].t()  # (N, 4H) each
+    if o.layer_norm:
+        wx, wh = _ln(wx, p["ln_ih"]), _ln(wh, p["ln_hh"])
+    z = wx + wh
+    if "bias_ih" in p:
+        z = z + p["bias_ih"] + p["bias_hh"]
+    pre = {k: z[:, n * H:(n + 1) * H] for n, k in enumerate("ifgo")}
+    if o.peephole:
+        pre["i"] = pre["i"] + p["weight_peephole"][0] * c
+        pre["f"] = pre["f"] + p["weight_peephole"][1] * c
+    if o.gate_recurrence:
+        r = a @ p["weight_gr"].t()  # (N, 3H): rows [i; f; o]
+        pre["i"], pre["f"], pre["o"] = pre["i"] + r[:, :H], pre["f"] + r[:, H:2 * H], pre["o"] + r[:, 2 * H:]
+    one = torch.ones_like(c)
+    i = sig(pre["i"]) if o.input_gate else one
+    f = (1 - i) if o.coupled else (sig(pre["f"]) if o.forget_gate else one)
+    g = act_in(pre["g"])
+    c_new = f * c + i * g
+    if o.peephole:
+        pre["o"] = pre["o"] + p["weight_peephole"][2] * c_new
+    og = sig(pre["o"]) if o.output_gate else one
+    c_act = _ln(c_new, p["ln_c_weight"], p["ln_c_bias"]) if o.layer_norm else c_new
+    h_new = og * act_out(c_act)
+    if "weight_hr" in p:
+        h_new = h_new @ p["weight_hr"].t()
+    return h_new, c_new, torch.cat([i, f, og], 1), (i, f, g, og)
+
+
+EQUATION_CASES = [dict(preset=p) for p in PRESETS] + [
+    dict(preset="V", layer_norm=True),
+    dict(preset="NIG", layer_norm=True, proj_size=2, bias=False),
+    dict(preset="FGR", layer_norm=True, proj_size=3),
+    dict(preset="CIFG", gate_activation="hard_sigmoid", input_activation="relu",
+         output_activation="softsign"),
+    dict(preset="NP", gate_activation="softsign", input_activation="identity", proj_size=1),
+]
+
+
+@pytest.mark.parametrize("kw", EQUATION_CASES, ids=lambda kw: "-".join(f"{k}={v}" for k, v in kw.items()))
+def test_cell_equals_written_out_equations(kw):
+    """lstm_step (which the layers, the reference kernel and the hand-stepped checks all use) against
+    the docstring's equations written out here: values of h, c, the carried gates and i, f, g, o,
+    and gradients of the inputs, states and every parameter."""
+    cell = randomize_(LSTMCell(I, H, dtype=torch.float64, **kw), scale=1.2)
+    with torch.no_grad():  # LayerNorm biases away from zero too
+        for name, prm in cell.named_parameters():
+            if name == "ln_c_bias":
+                prm.uniform_(-0.5, 0.5)
+    x = torch.randn(N, I, dtype=torch.float64, requires_grad=True)
+    h = torch.randn(N, cell.state_size[0], dtype=torch.float64, requires_grad=True)
+    c = torch.randn(N, H, dtype=torch.float64, requires_grad=True)
+    a = torch.rand(N, 3 * H, dtype=torch.float64, requires_grad=True)
+    gr = cell.options.gate_recurrence
+    state = (h, c, a) if gr else (h, c)
+    params = dict(cell.named_parameters())
+
+    def ours():
+        new, gates = cell.gates(x, state)
+        return tuple(new) + ((torch.cat([gates.i, gates.f, gates.o], 1),) if not gr else ()) + tuple(gates)
+
+    def written():
+        h1, c1, a1, gates = written_out_step(x, h, c, a if gr else None, params, cell.options, H)
+        return (h1, c1, a1) + tuple(gates)
+
+    # torch's hardsigmoid backward multiplies by a float32 1/6 even in float64 (relative 3e-8)
+    grad_rtol = 1e-6 if cell.options.gate_activation == "hard_sigmoid" else 1e-9
+    check_pair(ours, written, leaves=[x, *state, *params.values()],
+               ref_leaves=[x, *state, *params.values()],
+               names=["x", "h", "c", "a"][:len(state) + 1] + list(params), atol=1e-12,
+               grad_atol=1e-11, grad_rtol=grad_rtol)

@@ -236,3 +236,76 @@ def test_reference_direction_with_fixed_training_masks_matches_hand_loop():
     h0, c0 = cell.initial_state(N, x)
     ours = lambda: reference.lstm_direction(x, h0, c0, p, cell.options, None, rec, zc, zh)[:3]  # noqa: E731
     check_pair(ours, by_hand, atol=1e-12)
+
+
+def test_reference_gru_direction_with_fixed_training_masks_matches_hand_loop():
+    """GRU: only the recurrent projection sees the dropout mask; the carried z * h_{t-1} term and
+    zoneout use the undropped state."""
+    torch.manual_seed(0)
+    m = randomize_(lstmkit.GRU(I, H, dtype=DT))
+    g = torch.Generator().manual_seed(6)
+    rec = (torch.rand(N, H, generator=g, dtype=DT) > 0.5).to(DT) * 2
+    zh = (torch.rand(T, N, H, generator=g, dtype=DT) < 0.5).to(DT)
+    x = torch.randn(T, N, I, dtype=DT)
+    cell = cell_of(m, 0, 0)
+
+    def by_hand():
+        (h,) = cell.initial_state(N, x)
+        h = h + 0.3  # a nonzero start, so the carried term matters from the first step
+        ys = []
+        for t in range(T):
+            _, gates = cell.gates(x[t], (h * rec,))
+            h_new = (1 - gates.z) * gates.n + gates.z * h
+            h = zh[t] * h + (1 - zh[t]) * h_new
+            ys.append(h)
+        return torch.stack(ys), h
+
+    p = cell.params()
+    h0 = torch.full((N, H), 0.3, dtype=DT)
+    ours = lambda: reference.gru_direction(x, h0, p, None, rec, zh)[:2]  # noqa: E731
+    check_pair(ours, by_hand, atol=1e-12)
+
+
+@pytest.mark.parametrize("cls,kw", [(lstmkit.LSTM, dict(proj_size=2, zoneout=(0.2, 0.4))),
+                                    (lstmkit.GRU, dict(zoneout=0.4))], ids=["lstm", "gru"])
+def test_layer_passes_the_kernel_the_masks_it_documents(cls, kw, monkeypatch):
+    """What the layer hands the direction kernel: in training a variational dropout mask (N, P)
+    scaled by 1/(1-p) and 0/1 zoneout samples at their rates; in eval no dropout mask and the
+    zoneout probabilities themselves."""
+    kernel_name = f"{cls.__name__.lower()}_direction"
+    original = getattr(reference, kernel_name)
+    seen = []
+
+    def spy(*args):
+        seen.append(args)
+        return original(*args)
+
+    monkeypatch.setattr(reference, kernel_name, spy)
+    p_rec = 0.3
+    Tb, Nb = 10, 200
+    m = cls(I, H, recurrent_dropout=p_rec, **kw)
+    P = m.output_size
+    x = torch.randn(Tb, Nb, I)
+    with lstmkit.use_backend("reference"):
+        m(x)
+        m.eval()
+        m(x)
+    assert len(seen) == 2
+    is_lstm = cls is lstmkit.LSTM
+    for args, training in zip(seen, (True, False)):
+        rec, zh = (args[6], args[8]) if is_lstm else (args[4], args[5])
+        zc = args[7] if is_lstm else None
+        if not training:
+            assert rec is None
+            assert torch.equal(zh, torch.full((Tb, Nb, P), m.zoneout[1]))
+            if is_lstm:
+                assert torch.equal(zc, torch.full((Tb, Nb, H), m.zoneout[0]))
+            continue
+        assert tuple(rec.shape) == (Nb, P)
+        vals = rec.unique().tolist()
+        assert len(vals) == 2 and vals[0] == 0.0 and vals[1] == pytest.approx(1 / (1 - p_rec))
+        assert abs(float(rec.mean()) - 1) < 0.1
+        for mask, size, prob in ((zh, P, m.zoneout[1]),) + (((zc, H, m.zoneout[0]),) if is_lstm else ()):
+            assert tuple(mask.shape) == (Tb, Nb, size)
+            assert set(mask.unique().tolist()) == {0.0, 1.0}
+            assert abs(float(mask.mean()) - prob) < 0.05
