@@ -161,3 +161,19 @@ def test_dropout_between_layers_only_in_training(kind, backend):
         want_eval = l1(l0(x)[0])[0]
     torch.testing.assert_close(y_eval, want_eval, atol=1e-6, rtol=0)
     assert not torch.allclose(got, y_eval, atol=1e-3)
+
+
+@pytest.mark.parametrize("make", [lambda: lstmkit.LSTM(I, 16, 2, preset="FGR", layer_norm=True),
+                                  lambda: lstmkit.LSTMCell(I, 16, preset="FGR", layer_norm=True),
+                                  lambda: lstmkit.GRU(I, 16, bidirectional=True),
+                                  lambda: lstmkit.GRUCell(I, 16)],
+                         ids=["LSTM", "LSTMCell", "GRU", "GRUCell"])
+def test_initialisation_like_torch(make):
+    """torch's U(-1/sqrt(H), 1/sqrt(H)) for every weight; LayerNorm gains 1 and biases 0."""
+    m = make()
+    bound = 1 / 16 ** 0.5
+    for name, p in m.named_parameters():
+        if name.startswith("ln_"):
+            assert torch.equal(p, torch.zeros_like(p) if "bias" in name else torch.ones_like(p)), name
+        else:
+            assert float(p.abs().max()) <= bound and float(p.std()) > bound / 4, name
