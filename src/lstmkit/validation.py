@@ -57,3 +57,26 @@ def check_cell_input(cell, input: Tensor, hx: Optional[Sequence[Tensor]],
             raise ValueError(f"{name}: expected state[{k}] of shape {want}, got {describe(s)}")
         out.append(s.unsqueeze(0) if unbatched else s)
     return x, tuple(out), unbatched
+
+
+def check_lengths(owner: str, lengths, T: int, N: int) -> Tensor:
+    """Validate ``lengths`` of a padded batch: (N,) integers with 1 <= length <= T; int64 on CPU."""
+    if not isinstance(lengths, Tensor):
+        try:
+            lengths = torch.as_tensor(lengths)
+        except (TypeError, ValueError):
+            raise TypeError(f"{owner}: expected lengths as a 1-D integer tensor or sequence of "
+                            f"ints, got {type(lengths).__name__}") from None
+    if lengths.dtype.is_floating_point or lengths.dtype == torch.bool or lengths.is_complex():
+        raise TypeError(f"{owner}: expected integer lengths, got dtype {lengths.dtype}")
+    if tuple(lengths.shape) != (N,):
+        raise ValueError(f"{owner}: expected lengths of shape ({N},) (one per sequence), "
+                         f"got shape {tuple(lengths.shape)}")
+    lengths = lengths.to(torch.int64).cpu()
+    if int(lengths.min()) < 1:
+        raise ValueError(f"{owner}: expected every length >= 1, got {lengths.tolist()} "
+                         f"(a zero-length sequence has no last step)")
+    if int(lengths.max()) > T:
+        raise ValueError(f"{owner}: expected every length <= the sequence length {T}, got "
+                         f"{lengths.tolist()}")
+    return lengths

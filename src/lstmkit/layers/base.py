@@ -26,7 +26,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from ..errors import describe
 from ..kernels import dispatch
-from ..validation import check_tensor
+from ..validation import check_lengths, check_tensor
 from .scan import reverse_padded
 
 Lengths = Union[Tensor, Sequence[int], None]
@@ -247,32 +247,11 @@ class RecurrentLayer(nn.Module):
         if T == 0 or N == 0:
             raise ValueError(f"{owner}: expected a non-empty sequence batch, got {describe(input)}")
         if lengths is not None and not isinstance(input, PackedSequence):
-            lengths = self._check_lengths(owner, lengths, T, N, form["unbatched"])
+            if form["unbatched"]:
+                raise ValueError(f"{owner}: lengths apply to batched input; got an unbatched "
+                                 f"(L, H_in) input")
+            lengths = check_lengths(owner, lengths, T, N)
         return x, lengths, form
-
-    def _check_lengths(self, owner: str, lengths, T: int, N: int, unbatched: bool) -> Optional[Tensor]:
-        if unbatched:
-            raise ValueError(f"{owner}: lengths apply to batched input; got an unbatched (L, H_in) "
-                             f"input")
-        if not isinstance(lengths, Tensor):
-            try:
-                lengths = torch.as_tensor(lengths)
-            except (TypeError, ValueError):
-                raise TypeError(f"{owner}: expected lengths as a 1-D integer tensor or sequence of "
-                                f"ints, got {type(lengths).__name__}") from None
-        if lengths.dtype.is_floating_point or lengths.dtype == torch.bool or lengths.is_complex():
-            raise TypeError(f"{owner}: expected integer lengths, got dtype {lengths.dtype}")
-        if tuple(lengths.shape) != (N,):
-            raise ValueError(f"{owner}: expected lengths of shape ({N},) (one per sequence), "
-                             f"got shape {tuple(lengths.shape)}")
-        lengths = lengths.to(torch.int64).cpu()
-        if int(lengths.min()) < 1:
-            raise ValueError(f"{owner}: expected every length >= 1, got {lengths.tolist()} "
-                             f"(a zero-length sequence has no last step)")
-        if int(lengths.max()) > T:
-            raise ValueError(f"{owner}: expected every length <= the sequence length {T}, got "
-                             f"{lengths.tolist()}")
-        return lengths
 
     def _first_weight(self) -> Tensor:
         return getattr(self, self._param_names[0][0])

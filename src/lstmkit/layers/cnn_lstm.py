@@ -18,7 +18,8 @@ from torch import Tensor, nn
 
 from ..errors import describe
 from .lstm import LSTM
-from .rnn import check_lengths, last_step
+from ..validation import check_lengths
+from .rnn import last_step
 
 Lengths = Union[Tensor, Sequence[int], None]
 

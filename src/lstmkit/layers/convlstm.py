@@ -27,7 +27,8 @@ from torch import Tensor, nn
 from ..cells.convlstm import ConvLSTMCell, Size2
 from ..errors import describe
 from ..validation import check_tensor
-from .rnn import RNN, Bidirectional, Stacked, check_lengths
+from ..validation import check_lengths
+from .rnn import RNN, Bidirectional, Stacked
 
 Lengths = Union[Tensor, Sequence[int], None]
 

@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from ..cells.gru import GRUCell
 from ..cells.lstm import LSTMCell
 from ..errors import describe
-from ..validation import check_tensor
+from ..validation import check_lengths, check_tensor
 from .scan import reverse_padded, scan, valid_mask
 
 Lengths = Union[Tensor, Sequence[int], None]
@@ -66,29 +66,6 @@ def _mul(a: Tensor, b: Tensor, dim: int) -> Tensor:
 #: Bidirectional merges by name: f(y_forward, y_backward, feature_dim) -> y.
 MERGES: dict[str, Callable[[Tensor, Tensor, int], Tensor]] = {
     "concat": _concat, "sum": _sum, "mean": _mean, "mul": _mul}
-
-
-def check_lengths(owner: str, lengths, T: int, N: int) -> Tensor:
-    """Validate ``lengths`` of a padded batch: (N,) integers with 1 <= length <= T; int64 on CPU."""
-    if not isinstance(lengths, Tensor):
-        try:
-            lengths = torch.as_tensor(lengths)
-        except (TypeError, ValueError):
-            raise TypeError(f"{owner}: expected lengths as a 1-D integer tensor or sequence of "
-                            f"ints, got {type(lengths).__name__}") from None
-    if lengths.dtype.is_floating_point or lengths.dtype == torch.bool or lengths.is_complex():
-        raise TypeError(f"{owner}: expected integer lengths, got dtype {lengths.dtype}")
-    if tuple(lengths.shape) != (N,):
-        raise ValueError(f"{owner}: expected lengths of shape ({N},) (one per sequence), "
-                         f"got shape {tuple(lengths.shape)}")
-    lengths = lengths.to(torch.int64).cpu()
-    if int(lengths.min()) < 1:
-        raise ValueError(f"{owner}: expected every length >= 1, got {lengths.tolist()} "
-                         f"(a zero-length sequence has no last step)")
-    if int(lengths.max()) > T:
-        raise ValueError(f"{owner}: expected every length <= the sequence length {T}, got "
-                         f"{lengths.tolist()}")
-    return lengths
 
 
 def last_step(ys: Tensor, lengths: Optional[Tensor], reverse: bool) -> Tensor:
@@ -408,5 +385,5 @@ class Stacked(SequenceRunner):
         return f"dropout={self.dropout}" if self.dropout else ""
 
 
-__all__ = ["RNN", "Bidirectional", "Stacked", "SequenceRunner", "MERGES", "check_lengths",
+__all__ = ["RNN", "Bidirectional", "Stacked", "SequenceRunner", "MERGES",
            "last_step"]
