@@ -18,6 +18,11 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_threads():
+def _seed_and_one_thread():
+    """Every test starts from seed 0 on one intra-op thread: the tests use small tensors, for which
+    OpenMP threads spinning on 2 shared cores are many times slower (LayerNorm ~50x) and noisier."""
     torch.manual_seed(0)
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
+    torch.set_num_threads(old)

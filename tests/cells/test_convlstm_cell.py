@@ -11,13 +11,6 @@ from lstmkit.cells import ConvLSTMCell
 C, K, HH, WW, N = 2, 3, 5, 6, 2  # input channels, hidden channels, frame height, width, batch
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def reference_step(cell, x, h, c):
     """Shi et al. (2015) with W_x and W_h as separate convolutions, explicit symmetric padding."""

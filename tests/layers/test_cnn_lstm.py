@@ -11,13 +11,6 @@ N, L, C, HH, WW, F_, HID = 3, 4, 2, 6, 6, 8, 5
 LENGTHS = torch.tensor([4, 2, 1])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def small_cnn():
     return nn.Sequential(nn.Conv2d(C, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),

@@ -12,13 +12,6 @@ T, N = 4, 3
 LENGTHS = torch.tensor([4, 1, 3])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def gate_step(cell, x, h, c):
     """i, f, g, o from W_x * x + W_h * h + b (separate convolutions), peepholes p_i, p_f on c_{t-1}

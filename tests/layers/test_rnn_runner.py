@@ -18,14 +18,6 @@ I, H, T, N = 3, 5, 6, 4
 LENGTHS = torch.tensor([6, 2, 4, 1])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP spin contention on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def copy_into(cell: nn.Module, layer_module: nn.Module, layer: int = 0, reverse: bool = False):
     """Copy one (layer, direction) of a torch-named layer (weight_ih_l0_reverse...) into a cell."""
