@@ -265,8 +265,8 @@ class LSTMCell(nn.Module):
         self.input_size, self.hidden_size, self.proj_size, self.bias = input_size, hidden_size, proj_size, bias
         self.options = resolve_options("LSTMCell", preset, options, overrides)
         kw = {"device": device, "dtype": dtype}
-        H, P = hidden_size, proj_size or hidden_size
-        for name, shape in lstm_parameter_shapes(input_size, H, proj_size, bias, self.options).items():
+        for name, shape in lstm_parameter_shapes(input_size, hidden_size, proj_size, bias,
+                                                 self.options).items():
             setattr(self, name, nn.Parameter(torch.empty(shape, **kw)))
         self.reset_parameters()
 

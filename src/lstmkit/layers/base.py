@@ -148,8 +148,7 @@ class RecurrentLayer(nn.Module):
         """
         owner = type(self).__name__
         x, lengths, form = self._normalise_input(owner, input, lengths)  # x (T, N, H_in)
-        T, N = x.shape[0], x.shape[1]
-        states = self._normalise_state(owner, hx, N, form["unbatched"], x)
+        states = self._normalise_state(owner, hx, x.shape[1], form["unbatched"], x)
         native_ok, why = self.native_ok(return_trace)
         backend = dispatch.select(owner, native_ok, why,
                                   fused_ok=x.dtype in (torch.float32, torch.float64))
