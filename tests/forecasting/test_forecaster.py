@@ -31,8 +31,8 @@ def test_fit_resolves_the_automatic_choices(fitted):
 
 def test_predict_continues_the_time_index_with_an_interval(fitted):
     table = fitted.predict(15)
-    assert list(table.columns) == ["time", "passengers", "passengers_lower", "passengers_upper"]
-    assert table["time"].iloc[0] == "1961-01-01" and table["time"].iloc[-1] == "1962-03-01"
+    assert list(table.columns) == ["month", "passengers", "passengers_lower", "passengers_upper"]
+    assert table["month"].iloc[0] == "1961-01-01" and table["month"].iloc[-1] == "1962-03-01"
     assert (table["passengers_lower"] < table["passengers"]).all()
     assert (table["passengers"] < table["passengers_upper"]).all()
     width = table["passengers_upper"] - table["passengers_lower"]
@@ -112,8 +112,8 @@ def test_preset_selects_the_lstm_variant():
 
 
 @pytest.mark.parametrize("data, config, message", [
-    (airline_passengers().iloc[:40], {}, r"too few rows: 27 rows, but lookback 24 \+ horizon 12 .*needs at least 60 "
-                                        r"\(after differencing at lags \[1, 12\]"),
+    (airline_passengers().iloc[:40], {}, r"too few rows: 40, but lookback 24 \+ horizon 12 \+ validation 12 \+ "
+                                        r"holdout 12 \+ 13 lost to differencing at lags \[1, 12\] needs at least 73"),
     (pd.DataFrame({"y": [3.0] * 50}), {}, r"target column 'y' is constant"),
     (airline_passengers(), {"target": ["pax"]}, r"unknown column 'pax'"),
     (airline_passengers(), {"dropout": 1.5}, r"dropout must be in \[0, 1\), got 1.5"),

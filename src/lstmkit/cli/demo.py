@@ -21,19 +21,22 @@ from .forecast import add_model_options, config_from_args, report, write_outputs
 
 
 def _sine():
-    cfg = ForecastConfig(lookback=20, horizon=10, holdout=20, val=10, season=20, log=False, diff=[],
+    cfg = ForecastConfig(target=["value"], lookback=20, horizon=10, holdout=20, val=10, season=20,
+                         log=False, diff=[],
                          hidden=16, train=default_training())
     return damped_sine(102, 20, 0.05), cfg, "damped sine (seed 001): test forecast vs truth"
 
 
 def _seasonal():
-    return seasonal_sales(years=10), ForecastConfig(), "ice-cream sales (seed 004): holdout forecasts"
+    # additive season and trend: no log; first differences leave the 12-month pattern to the LSTM
+    cfg = ForecastConfig(log=False, diff=[1])
+    return seasonal_sales(years=10), cfg, "ice-cream sales (seed 004): holdout forecasts"
 
 
 def _prices():
     cfg = ForecastConfig(lookback=30, horizon=1, holdout=60, val=60, season=1, log=True, diff=[1],
                          train=default_training())
-    cfg.train.restarts = 3
+    cfg.train.restarts, cfg.train.batch_size, cfg.train.epochs, cfg.train.patience = 3, 64, 100, 20
     return random_walk_prices(), cfg, "random-walk prices (seed 004): one day ahead"
 
 

@@ -33,12 +33,14 @@ class Series:
     covariates:  extra input columns (F - K >= 0), observed up to the forecast origin
     time:        the time stamps (T,) or None when the data has no time column
     freq:        pandas frequency string of `time`, or None
+    time_col:    name of the time column, or None
     """
     frame: pd.DataFrame
     targets: list[str]
     covariates: list[str]
     time: Optional[pd.DatetimeIndex] = None
     freq: Optional[str] = None
+    time_col: Optional[str] = None
 
     def values(self, columns: Sequence[str]) -> np.ndarray:
         """(T, len(columns)) float64 array."""
@@ -132,6 +134,30 @@ def _numeric(frame: pd.DataFrame, name: str) -> np.ndarray:
     return values
 
 
+def _infer(index: pd.DatetimeIndex) -> Optional[str]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # pandas 3 announces infer_freq returning an offset
+        try:
+            freq = pd.infer_freq(index)
+        except (TypeError, ValueError):
+            return None
+    return getattr(freq, "freqstr", freq)
+
+
+def _describe_gap(index: pd.DatetimeIndex, time_col: str) -> str:
+    """Name the first step that breaks the series' usual (calendar-aware) spacing."""
+    starts = np.unique(np.linspace(0, len(index) - 3, num=min(50, len(index) - 2)).astype(int))
+    guesses = pd.Series([_infer(index[i:i + 3]) for i in starts]).dropna()
+    if len(guesses):
+        freq = guesses.mode().iloc[0]
+        expected = pd.date_range(index[0], periods=len(index), freq=freq)
+        row = int(np.argmax(index != expected))
+        return (f"time column {time_col!r} has a gap or irregular step: {index[row - 1].date()} -> "
+                f"{index[row].date()} (expected {expected[row].date()} for frequency {freq}); the series "
+                f"must be regularly spaced")
+    return f"time column {time_col!r} is not regularly spaced; the series must be"
+
+
 def _check_time(frame: pd.DataFrame, time_col: str) -> tuple[pd.DatetimeIndex, Optional[str]]:
     raw = frame[time_col]
     time = pd.to_datetime(raw, errors="coerce", format="mixed")
@@ -145,18 +171,9 @@ def _check_time(frame: pd.DataFrame, time_col: str) -> tuple[pd.DatetimeIndex, O
                            f"duplicates)")
     if len(index) < 3:
         return index, None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")          # pandas 3 announces infer_freq returning an offset
-        freq = pd.infer_freq(index)
-    freq = getattr(freq, "freqstr", freq)
+    freq = _infer(index)
     if freq is None:
-        # Irregular spacing: name the first step that differs from the most common one.
-        steps = index.to_series().diff().iloc[1:]
-        usual = steps.mode().iloc[0]
-        row = int(np.flatnonzero((steps != usual).to_numpy())[0]) + 1
-        raise LstmkitError(f"time column {time_col!r} has a gap or irregular step: "
-                           f"{index[row - 1].date()} -> {index[row].date()} (usual step {usual}); "
-                           f"the series must be regularly spaced")
+        raise LstmkitError(_describe_gap(index, time_col))
     return index, freq
 
 
@@ -196,4 +213,5 @@ def prepare(data, targets: Optional[Sequence[str]] = None, covariates: Sequence[
         if np.ptp(clean[name].to_numpy()) == 0:
             raise LstmkitError(f"target column {name!r} is constant ({clean[name].iloc[0]:g}); "
                                f"there is nothing to forecast")
-    return Series(frame=clean, targets=targets, covariates=covariates, time=time, freq=freq)
+    return Series(frame=clean, targets=targets, covariates=covariates, time=time, freq=freq,
+                  time_col=time_col)

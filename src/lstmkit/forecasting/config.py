@@ -74,6 +74,10 @@ class ForecastConfig:
             raise LstmkitError(f"dropout must be in [0, 1), got {self.dropout}")
         if not 0 < self.interval < 1:
             raise LstmkitError(f"interval must be in (0, 1), got {self.interval}")
+        if self.preset is not None:
+            from lstmkit.cells import PRESETS
+            if self.preset not in PRESETS:
+                raise LstmkitError(f"preset must be one of {sorted(PRESETS)} or None, got {self.preset!r}")
         if self.stateful and self.train.tbptt < 1:
             raise LstmkitError("stateful training needs train.tbptt >= 1 (the chunk length)")
         self.train.check()

@@ -58,7 +58,7 @@ class Forecaster:
     # ---------------------------------------------------------------- fitting
     def _resolve(self, series: Series) -> ForecastConfig:
         cfg = copy.deepcopy(self.config)
-        cfg.target, cfg.covariates = series.targets, series.covariates
+        cfg.target, cfg.covariates, cfg.time_col = series.targets, series.covariates, series.time_col
         cfg.season = cfg.season or series.season
         cfg.holdout = cfg.horizon if cfg.holdout is None else cfg.holdout
         cfg.val = cfg.horizon if cfg.val is None else cfg.val
@@ -93,13 +93,13 @@ class Forecaster:
         y, c = series.values(cfg.target), series.values(cfg.covariates)
         z = transform.forward(y)                                     # (T', K)
         lookback = 1 if cfg.stateful else cfg.lookback
-        try:
-            split = time_split(len(z), lookback, cfg.horizon, cfg.val, cfg.holdout)
-        except LstmkitError as e:
-            if transform.lost and "too few rows" in str(e):
-                raise LstmkitError(f"{e} (after differencing at lags {cfg.diff}, which uses "
-                                   f"{transform.lost} more)") from None
-            raise
+        need = lookback + cfg.horizon + cfg.val + cfg.holdout + transform.lost
+        if len(y) < need:
+            raise LstmkitError(
+                f"too few rows: {len(y)}, but lookback {lookback} + horizon {cfg.horizon} + validation "
+                f"{cfg.val} + holdout {cfg.holdout} + {transform.lost} lost to differencing at lags "
+                f"{cfg.diff} needs at least {need}")
+        split = time_split(len(z), lookback, cfg.horizon, cfg.val, cfg.holdout)
         cz = c[transform.lost:]
         self._fitted = _Fitted(
             transform=transform,
@@ -327,5 +327,6 @@ class Forecaster:
         if meta.get("time"):
             freq = meta["time"]["freq"]
             time = pd.date_range(meta["time"]["start"], periods=len(frame), freq=freq)
-        self.series = Series(frame=frame, targets=cfg.target, covariates=cfg.covariates, time=time, freq=freq)
+        self.series = Series(frame=frame, targets=cfg.target, covariates=cfg.covariates, time=time,
+                             freq=freq, time_col=cfg.time_col)
         return self
