@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from lstmkit.cli.main import main
-from lstmkit.data import airline_passengers, seasonal_sales
+from lstmkit.data import seasonal_sales
 
 FAST = ["--epochs", "3", "--restarts", "2", "--hidden", "8", "--patience", "2"]
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from lstmkit.data import time_split, windows
+from lstmkit.data import inputs_at, targets_at, time_split, windows
 from lstmkit.errors import LstmkitError
 
 
@@ -16,8 +16,16 @@ def test_windows_match_hand_written_expectation():
 
 def test_windows_reject_origins_outside_the_series():
     x = y = np.zeros((10, 1))
-    with pytest.raises(LstmkitError, match=r"origins must lie in \[2, 7\]"):
+    with pytest.raises(LstmkitError, match=r"targets of 2 steps need origins in \[-1, 7\], got \[8, 8\]"):
         windows(x, y, lookback=3, horizon=2, origins=np.array([8]))
+    with pytest.raises(LstmkitError, match=r"input windows of 3 steps need origins in \[2, 9\], got \[1, 1\]"):
+        inputs_at(x, 3, np.array([1]))
+
+
+def test_inputs_at_the_last_step_for_forecasting():
+    x = np.arange(6, dtype=float)[:, None]
+    assert inputs_at(x, 4, np.array([5]))[0, :, 0].tolist() == [2, 3, 4, 5]
+    assert targets_at(x, 0, np.array([5])).shape == (1, 0, 1)
 
 
 def test_time_split_blocks_never_share_targets():

@@ -112,8 +112,8 @@ def test_preset_selects_the_lstm_variant():
 
 
 @pytest.mark.parametrize("data, config, message", [
-    (airline_passengers().iloc[:40], {}, r"too few rows: 40, but lookback 24 \+ horizon 12 \+ validation 12 \+ "
-                                        r"holdout 12 \+ 13 lost to differencing at lags \[1, 12\] needs at least 73"),
+    (airline_passengers().iloc[:40], {}, (r"too few rows: 40, but lookback 24 \+ horizon 12 \+ validation 12 \+ "
+                                         r"holdout 12 \+ 13 lost to differencing at lags \[1, 12\] needs at least 73")),
     (pd.DataFrame({"y": [3.0] * 50}), {}, r"target column 'y' is constant"),
     (airline_passengers(), {"target": ["pax"]}, r"unknown column 'pax'"),
     (airline_passengers(), {"dropout": 1.5}, r"dropout must be in \[0, 1\), got 1.5"),

@@ -4,8 +4,8 @@ from .generators import damped_sine, random_walk_prices, seasonal_sales
 from .loaders import Series, airline_passengers, as_frame, prepare, read_csv
 from .scaling import StandardScaler
 from .transforms import TargetTransform
-from .windowing import TimeSplit, time_split, windows
+from .windowing import TimeSplit, inputs_at, targets_at, time_split, windows
 
 __all__ = ["Series", "StandardScaler", "TargetTransform", "TimeSplit", "airline_passengers", "as_frame",
-           "damped_sine", "prepare", "random_walk_prices", "read_csv", "seasonal_sales", "time_split",
+           "damped_sine", "inputs_at", "prepare", "random_walk_prices", "read_csv", "seasonal_sales", "targets_at", "time_split",
            "windows"]

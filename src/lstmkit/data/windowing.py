@@ -18,6 +18,24 @@ import numpy as np
 from lstmkit.errors import LstmkitError
 
 
+def inputs_at(x: np.ndarray, lookback: int, origins: np.ndarray) -> np.ndarray:
+    """The input windows ending at each origin: x (T, F) -> (N, L, F); needs lookback - 1 <= o < T."""
+    origins = np.asarray(origins, dtype=np.int64)
+    if origins.size and (origins.min() < lookback - 1 or origins.max() > len(x) - 1):
+        raise LstmkitError(f"input windows of {lookback} steps need origins in [{lookback - 1}, "
+                           f"{len(x) - 1}], got [{origins.min()}, {origins.max()}]")
+    return x[origins[:, None] + np.arange(-lookback + 1, 1)[None, :]]
+
+
+def targets_at(y: np.ndarray, horizon: int, origins: np.ndarray) -> np.ndarray:
+    """The `horizon` steps after each origin: y (T, K) -> (N, H, K); needs o <= T - 1 - horizon."""
+    origins = np.asarray(origins, dtype=np.int64)
+    if origins.size and (origins.min() < -1 or origins.max() > len(y) - 1 - horizon):
+        raise LstmkitError(f"targets of {horizon} steps need origins in [-1, {len(y) - 1 - horizon}], "
+                           f"got [{origins.min()}, {origins.max()}]")
+    return y[origins[:, None] + np.arange(1, horizon + 1)[None, :]]
+
+
 def windows(x: np.ndarray, y: np.ndarray, lookback: int, horizon: int,
             origins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Cut windows at the given origins.
@@ -25,14 +43,7 @@ def windows(x: np.ndarray, y: np.ndarray, lookback: int, horizon: int,
     x (T, F), y (T, K), origins (N,) ints with lookback - 1 <= o <= T - 1 - horizon
     returns inputs (N, L, F) and targets (N, H, K)
     """
-    origins = np.asarray(origins, dtype=np.int64)
-    if origins.size and (origins.min() < lookback - 1 or origins.max() > len(y) - 1 - horizon):
-        raise LstmkitError(f"window origins must lie in [{lookback - 1}, {len(y) - 1 - horizon}] for "
-                           f"{len(y)} steps, lookback {lookback}, horizon {horizon}; got "
-                           f"[{origins.min()}, {origins.max()}]")
-    steps_in = origins[:, None] + np.arange(-lookback + 1, 1)[None, :]   # (N, L)
-    steps_out = origins[:, None] + np.arange(1, horizon + 1)[None, :]    # (N, H)
-    return x[steps_in], y[steps_out]
+    return inputs_at(x, lookback, origins), targets_at(y, horizon, origins)
 
 
 @dataclass(frozen=True)

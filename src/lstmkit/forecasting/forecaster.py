@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lstmkit.data import Series, StandardScaler, TargetTransform, prepare, time_split
+from lstmkit.data import (Series, StandardScaler, TargetTransform, inputs_at, prepare, targets_at,
+                          time_split)
 from lstmkit.errors import LstmkitError
 from lstmkit.training import Stream, TrainResult, Windows, run_stream, train
 from lstmkit.training.checkpoint import (json_bytes, load_bundle, save_bundle, tensors_from_bytes,
@@ -108,11 +109,10 @@ class Forecaster:
             sigma=np.zeros((cfg.horizon, len(cfg.target))), sigma_source="none")
         self.series = series
         x, t = self._inputs(y, c)
-        x_t = torch.tensor(x, dtype=torch.float32)
         if cfg.stateful:
-            train_data, val_data = self._streams(x_t, t, split)
+            train_data, val_data = self._streams(torch.tensor(x, dtype=torch.float32), t, split)
         else:
-            train_data, val_data = (self._windows(x_t, t, split.origins(block, cfg.lookback, cfg.horizon))
+            train_data, val_data = (self._windows(x, t, split.origins(block, cfg.lookback, cfg.horizon))
                                     for block in ("train", "val"))
             if cfg.val == 0:
                 val_data = None
@@ -126,12 +126,11 @@ class Forecaster:
         self._fit_sigma(y, c, split)
         return self
 
-    def _windows(self, x: torch.Tensor, t: np.ndarray, origins: np.ndarray) -> Windows:
+    def _windows(self, x: np.ndarray, t: np.ndarray, origins: np.ndarray) -> Windows:
         cfg = self.config
-        steps_in = origins[:, None] + np.arange(-cfg.lookback + 1, 1)[None, :]       # (N, L)
-        steps_out = origins[:, None] + np.arange(1, cfg.horizon + 1)[None, :]        # (N, H)
-        y = torch.tensor(t[steps_out].reshape(len(origins), -1), dtype=torch.float32)  # (N, H*K)
-        return Windows(x[torch.as_tensor(steps_in)], y)
+        y = targets_at(t, cfg.horizon, origins).reshape(len(origins), -1)          # (N, H*K)
+        return Windows(torch.tensor(inputs_at(x, cfg.lookback, origins), dtype=torch.float32),
+                       torch.tensor(y, dtype=torch.float32))
 
     def _streams(self, x: torch.Tensor, t: np.ndarray, split) -> tuple[Stream, Optional[Stream]]:
         """One stream over the series; target (o, h) is t[o + 1 + h], kept only inside its block."""
@@ -165,8 +164,7 @@ class Forecaster:
                     out, _ = run_stream(model, xt[None, :origins.max() + 1], cfg.train.tbptt)
                     outs.append(out[0, torch.as_tensor(origins)])
                 else:
-                    steps_in = origins[:, None] + np.arange(-cfg.lookback + 1, 1)[None, :]
-                    out, _ = model(xt[torch.as_tensor(steps_in)])
+                    out, _ = model(torch.tensor(inputs_at(x, cfg.lookback, origins), dtype=torch.float32))
                     outs.append(out[:, -1])
         z = torch.stack(outs).mean(0).numpy().astype(np.float64)
         return z.reshape(len(origins), cfg.horizon, len(cfg.target))
@@ -178,7 +176,7 @@ class Forecaster:
         z = f.target_scaler.inverse(self._z_at(x, origins))
         u = f.transform.to_level(y)
         d = f.transform.lost
-        hist = u[(origins[:, None] + np.arange(1, d + 1)[None, :])] if d else u[:0][None].repeat(len(origins), 0)
+        hist = targets_at(u, d, origins)            # (N, d, K): u[o+1 .. o+d] = the d levels up to y's origin
         return f.transform.integrate(z, hist)
 
     def _fit_sigma(self, y, c, split) -> None:
@@ -192,7 +190,7 @@ class Forecaster:
             origins, f.sigma_source = split.origins("train", lookback, cfg.horizon), "training"
         pred = self._levels_at(y, c, origins)
         u = f.transform.to_level(y)
-        truth = u[origins[:, None] + f.transform.lost + np.arange(1, cfg.horizon + 1)[None, :]]
+        truth = targets_at(u, cfg.horizon, origins + f.transform.lost)           # (N, H, K)
         sigma = np.sqrt(np.mean((pred - truth) ** 2, axis=0))        # (H, K)
         f.sigma = np.maximum.accumulate(sigma, axis=0)
 
