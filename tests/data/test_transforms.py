@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lstmkit.data import TargetTransform
 from lstmkit.errors import LstmkitError
@@ -34,3 +36,15 @@ def test_log_refuses_non_positive_targets():
 def test_integrate_needs_enough_history():
     with pytest.raises(LstmkitError, match="needs 13 past steps, got 5"):
         TargetTransform(lags=(1, 12)).integrate(np.zeros((3, 1)), np.zeros((5, 1)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(lags=st.lists(st.integers(1, 6), max_size=3), log=st.booleans(), steps=st.integers(1, 8),
+       seed=st.integers(0, 10_000))
+def test_integrate_inverts_forward_for_any_lags(lags, log, steps, seed):
+    t = TargetTransform(log=log, lags=tuple(lags))
+    y = np.random.default_rng(seed).uniform(0.5, 5.0, size=(t.lost + 10 + steps, 1))
+    z = t.forward(y)
+    cut = len(y) - steps
+    levels = t.integrate(z[None, cut - t.lost:], t.to_level(y)[None, :cut])[0]
+    assert t.from_level(levels) == pytest.approx(y[cut:], rel=1e-9)

@@ -127,3 +127,16 @@ def test_bad_input_raises_one_clear_error(data, config, message):
 def test_forecast_needs_enough_history(fitted):
     with pytest.raises(LstmkitError, match="too few rows to forecast from: 30, need at least 37 \\(lookback 24 \\+ 13 for differencing\\)"):
         fitted.predict(12, data=airline_passengers().iloc[:30])
+
+
+def test_a_holdout_longer_than_the_horizon_is_scored_block_by_block():
+    fc = Forecaster(small(horizon=6, holdout=18, epochs=3, restarts=1)).fit(airline_passengers())
+    ev = fc.evaluate()
+    assert ev.truth.shape == (18, 1) and all(f.shape == (18, 1) for f in ev.forecasts.values())
+    y = airline_passengers()["passengers"].to_numpy(dtype=float)
+    # naive repeats the last true value before each block of 6
+    assert ev.forecasts["naive"][:, 0].tolist() == [y[125]] * 6 + [y[131]] * 6 + [y[137]] * 6
+    # the LSTM's second block is its forecast from the true data before it
+    mean, _, _ = fc.forecast(y[:132, None], np.zeros((132, 0)), 6)
+    assert ev.forecasts["LSTM"][6:12, 0] == pytest.approx(mean[:, 0])
+    assert any("blocks of 6" in note for note in ev.notes)

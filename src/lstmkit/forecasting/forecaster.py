@@ -156,15 +156,18 @@ class Forecaster:
         cfg = self.config
         if not self.models:
             raise LstmkitError("Forecaster is not fitted: call fit() or Forecaster.load() first")
-        xt = torch.tensor(x, dtype=torch.float32)
+        if cfg.stateful:                                   # the whole history, run in chunks
+            xt = torch.tensor(x[None, :origins.max() + 1], dtype=torch.float32)      # (1, T, F)
+        else:                                              # one window per origin
+            xt = torch.tensor(inputs_at(x, cfg.lookback, origins), dtype=torch.float32)  # (N, L, F)
         outs = []
         with torch.no_grad():
             for model in self.models:
                 if cfg.stateful:
-                    out, _ = run_stream(model, xt[None, :origins.max() + 1], cfg.train.tbptt)
+                    out, _ = run_stream(model, xt, cfg.train.tbptt)
                     outs.append(out[0, torch.as_tensor(origins)])
                 else:
-                    out, _ = model(torch.tensor(inputs_at(x, cfg.lookback, origins), dtype=torch.float32))
+                    out, _ = model(xt)
                     outs.append(out[:, -1])
         z = torch.stack(outs).mean(0).numpy().astype(np.float64)
         return z.reshape(len(origins), cfg.horizon, len(cfg.target))
