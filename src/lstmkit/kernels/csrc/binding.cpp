@@ -1,8 +1,9 @@
 // The thin binding: torch tensors in, raw pointers to the kernels of fused.h, tensors out.
 //
-// Registered as the torch operators torch.ops.lstmkit.* (no pybind11 and no Python headers, so the
-// build stays short and the library loads with torch.ops.load_library). Autograd lives in Python
-// (lstmkit/kernels/fused.py); these operators run with grad mode off.
+// Registered as the torch operators torch.ops.lstmkit.* with boxed kernels (no pybind11, no Python
+// headers, no unboxing templates, so the build stays short, and the library loads with
+// torch.ops.load_library). Autograd lives in Python (lstmkit/kernels/fused.py); these operators run
+// with grad mode off.
 //
 // Argument and result lists (every tensor contiguous, one dtype: float32 or float64; lengths int64):
 //
@@ -11,7 +12,7 @@
 //              rec_mask? (N,P), zone_c? (T,N,H), zone_h? (T,N,P), config [flags, gate_act,
 //              input_act, output_act])
 //   -> [y (T,N,P), h_n (N,P), c_n (N,H), gates (T,N,4H), c (T,N,H), c_new (T,N,H), h_all (T+1,N,P),
-//       h_in?, m?, a?, xw_hat?, hw_hat?, stats?]            (see LstmForward in fused.h; ? = None)
+//       h_in?, m?, a?, xw?, hw?, stats?]            (see LstmForward in fused.h; ? = None)
 // lstm_backward(the 18 inputs of lstm_forward, saved = results [3:13], grads = [dy, dh_n, dc_n,
 //               d gates i, f, g, o, d c] (each may be None), config [flags, acts x3, needs])
 //   -> [dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, dw_peep, dw_gr, dln_ih, dln_hh, dln_cw,
@@ -25,12 +26,16 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
+#include <ATen/core/stack.h>
 #include <ATen/ops/from_blob.h>
-#include <ATen/ops/mm.h>
 #include <torch/library.h>
 
+#include <cstdlib>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "blas.h"
@@ -41,29 +46,12 @@ namespace {
 
 using at::Tensor;
 using OptT = std::optional<Tensor>;
-using OptList = c10::List<std::optional<Tensor>>;
-
-// ---- the ATen fallback GEMM (used only when torch's BLAS symbols cannot be found) -------------------
-template <typename S>
-void aten_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, S alpha, const S* A, int64_t lda,
-               const S* B, int64_t ldb, S beta, S* C, int64_t ldc) {
-  const auto opt = at::TensorOptions().dtype(c10::CppTypeToScalarType<S>::value);
-  auto view = [&](const S* p, bool tr, int64_t r, int64_t c, int64_t ld) {
-    Tensor t = tr ? at::from_blob(const_cast<S*>(p), {c, r}, {ld, 1}, opt).t()
-                  : at::from_blob(const_cast<S*>(p), {r, c}, {ld, 1}, opt);
-    return t;
-  };
-  Tensor out = at::from_blob(C, {m, n}, {ldc, 1}, opt);
-  Tensor prod = at::mm(view(A, ta, m, k, lda), view(B, tb, k, n, ldb));
-  if (beta == S(0)) out.copy_(alpha == S(1) ? prod : prod.mul(alpha));
-  else out.mul_(beta).add_(prod, alpha);
-}
+using Tensors = std::vector<Tensor>;  // a Tensor?[] argument: undefined where None
 
 int torch_threads() { return at::get_num_threads(); }
 
 struct Registrar {
   Registrar() {
-    set_fallback_gemm(&aten_gemm<float>, &aten_gemm<double>);
     set_num_threads_getter(&torch_threads);
   }
 } registrar;
@@ -96,8 +84,71 @@ const int64_t* lengths_ptr(const OptT& t) {
   return t->data_ptr<int64_t>();
 }
 
+// ---- memory: big buffers come from a pool, so that repeated calls do not fault fresh pages -----------
+// A tensor from the pool owns its block until it dies (returned to the user, saved for backward...),
+// then the block goes back to the pool. Free blocks are kept up to LSTMKIT_POOL_MB (default 1024) MiB.
+class Pool {
+ public:
+  void* get(size_t bytes) {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      auto it = free_.lower_bound(bytes);
+      if (it != free_.end() && it->first <= bytes + bytes / 4) {
+        void* p = it->second;
+        cached_ -= it->first;
+        free_.erase(it);
+        return p;
+      }
+    }
+    const size_t rounded = (bytes + 4095) / 4096 * 4096;
+    void* p = std::aligned_alloc(64, rounded);
+    if (p == nullptr) throw std::bad_alloc();
+    std::lock_guard<std::mutex> g(mu_);
+    size_[p] = rounded;
+    return p;
+  }
+  void put(void* p) {
+    std::lock_guard<std::mutex> g(mu_);
+    const size_t bytes = size_[p];
+    free_.emplace(bytes, p);
+    cached_ += bytes;
+    while (cached_ > cap() && !free_.empty()) {  // drop the largest blocks first
+      auto last = std::prev(free_.end());
+      cached_ -= last->first;
+      size_.erase(last->second);
+      std::free(last->second);
+      free_.erase(last);
+    }
+  }
+
+ private:
+  static size_t cap() {
+    static const size_t c = [] {
+      const char* e = std::getenv("LSTMKIT_POOL_MB");
+      return size_t(e ? std::atoll(e) : 1024) << 20;
+    }();
+    return c;
+  }
+  std::mutex mu_;
+  std::multimap<size_t, void*> free_;
+  std::unordered_map<void*, size_t> size_;
+  size_t cached_ = 0;
+};
+
+Pool& pool() {
+  static Pool* p = new Pool();  // never destroyed: tensors may outlive static destruction
+  return *p;
+}
+
+constexpr size_t kPoolMinBytes = 1 << 16;
+
 Tensor empty_like_dtype(at::IntArrayRef shape, const Tensor& like) {
-  return at::empty(shape, like.options());
+  int64_t n = 1;
+  for (int64_t s : shape) n *= s;
+  const size_t bytes = size_t(n) * like.element_size();
+  if (bytes < kPoolMinBytes) return at::empty(shape, like.options());
+  void* p = pool().get(bytes);
+  return at::from_blob(p, shape, [](void* q) { pool().put(q); }, like.options());
 }
 
 template <typename S>
@@ -105,11 +156,7 @@ S* out_ptr(const Tensor& t) {
   return t.defined() ? t.data_ptr<S>() : nullptr;
 }
 
-Tensor opt_at(const OptList& l, size_t i) {
-  if (i >= l.size()) return Tensor();
-  const std::optional<Tensor> v = l.get(i);
-  return v.has_value() ? *v : Tensor();
-}
+Tensor opt_at(const Tensors& l, size_t i) { return i < l.size() ? l[i] : Tensor(); }
 
 // b_ih + b_hh, or undefined
 Tensor bias_sum(const OptT& bih, const OptT& bhh) {
@@ -196,9 +243,9 @@ std::vector<Tensor> lstm_forward_op(const Tensor& x, const Tensor& h0, const Ten
     Tensor h_in = a.rec_mask ? empty_like_dtype({T, N, P}, x) : Tensor();
     Tensor m = a.w_hr ? empty_like_dtype({T, N, H}, x) : Tensor();
     Tensor ga = (a.cfg.flags & kGateRecurrence) ? empty_like_dtype({T + 1, N, 3 * H}, x) : Tensor();
-    Tensor xw_hat = ln ? empty_like_dtype({T, N, 4 * H}, x) : Tensor();
-    Tensor hw_hat = ln ? empty_like_dtype({T, N, 4 * H}, x) : Tensor();
-    Tensor stats = ln ? empty_like_dtype({T, N, 4}, x) : Tensor();
+    Tensor xw = ln ? empty_like_dtype({T, N, 4 * H}, x) : Tensor();
+    Tensor hw = ln ? empty_like_dtype({T, N, 4 * H}, x) : Tensor();
+    Tensor stats = ln ? empty_like_dtype({T, N, 6}, x) : Tensor();
     Tensor h_n = empty_like_dtype({N, P}, x);
     Tensor c_n = empty_like_dtype({N, H}, x);
     a.gates = gates.data_ptr<S>();
@@ -208,13 +255,13 @@ std::vector<Tensor> lstm_forward_op(const Tensor& x, const Tensor& h0, const Ten
     a.h_in = out_ptr<S>(h_in);
     a.m = out_ptr<S>(m);
     a.a = out_ptr<S>(ga);
-    a.xw_hat = out_ptr<S>(xw_hat);
-    a.hw_hat = out_ptr<S>(hw_hat);
+    a.xw = out_ptr<S>(xw);
+    a.hw = out_ptr<S>(hw);
     a.stats = out_ptr<S>(stats);
     a.h_n = h_n.data_ptr<S>();
     a.c_n = c_n.data_ptr<S>();
     lstm_forward<S>(a);
-    out = {h_all.narrow(0, 1, T), h_n, c_n, gates, c, c_new, h_all, h_in, m, ga, xw_hat, hw_hat, stats};
+    out = {h_all.narrow(0, 1, T), h_n, c_n, gates, c, c_new, h_all, h_in, m, ga, xw, hw, stats};
   });
   return out;
 }
@@ -225,7 +272,7 @@ std::vector<Tensor> lstm_backward_op(const Tensor& x, const Tensor& h0, const Te
                                      const OptT& w_gr, const OptT& ln_ih, const OptT& ln_hh,
                                      const OptT& ln_cw, const OptT& ln_cb, const OptT& lengths,
                                      const OptT& rec_mask, const OptT& zone_c, const OptT& zone_h,
-                                     const OptList& saved, const OptList& grads,
+                                     const Tensors& saved, const Tensors& grads,
                                      at::IntArrayRef config) {
   TORCH_CHECK(config.size() >= 5 && saved.size() == 10 && grads.size() == 8,
               "lstmkit fused: lstm_backward expects 10 saved tensors, 8 gradients and a 5-entry config");
@@ -240,7 +287,7 @@ std::vector<Tensor> lstm_backward_op(const Tensor& x, const Tensor& h0, const Te
     b.f = lstm_inputs<S>(x, h0, c0, w_ih, w_hh, bias, w_hr, w_peep, w_gr, ln_ih, ln_hh, ln_cw, ln_cb,
                          lengths, rec_mask, zone_c, zone_h, config);
     LstmForward<S>& a = b.f;
-    S** sv[10] = {&a.gates, &a.c, &a.c_new, &a.h_all, &a.h_in, &a.m, &a.a, &a.xw_hat, &a.hw_hat, &a.stats};
+    S** sv[10] = {&a.gates, &a.c, &a.c_new, &a.h_all, &a.h_in, &a.m, &a.a, &a.xw, &a.hw, &a.stats};
     std::vector<Tensor> keep(10);
     for (size_t q = 0; q < 10; ++q) {
       keep[q] = opt_at(saved, q);
@@ -261,7 +308,7 @@ std::vector<Tensor> lstm_backward_op(const Tensor& x, const Tensor& h0, const Te
     for (int q = 0; q < 14; ++q) {
       const bool always = q == 1 || q == 2;  // dh0, dc0 are the kernel's running state
       const Tensor* src = like[q] ? like[q] : (opt_like[q]->has_value() ? &opt_like[q]->value() : nullptr);
-      if (src && src->defined() && (always || need(q))) out[q] = at::empty(src->sizes(), x.options());
+      if (src && src->defined() && (always || need(q))) out[q] = empty_like_dtype(src->sizes(), x);
     }
     // d(b_ih) == d(b_hh): computed once, copied
     Tensor dbias = (need(5) || need(6)) && bias.defined() ? at::empty(bias.sizes(), x.options()) : Tensor();
@@ -342,7 +389,7 @@ std::vector<Tensor> gru_forward_op(const Tensor& x, const Tensor& h0, const Tens
 std::vector<Tensor> gru_backward_op(const Tensor& x, const Tensor& h0, const Tensor& w_ih,
                                     const Tensor& w_hh, const OptT& b_ih, const OptT& b_hh,
                                     const OptT& lengths, const OptT& rec_mask, const OptT& zone_h,
-                                    const OptList& saved, const OptList& grads, at::IntArrayRef config) {
+                                    const Tensors& saved, const Tensors& grads, at::IntArrayRef config) {
   TORCH_CHECK(config.size() >= 1 && saved.size() == 4 && grads.size() == 5,
               "lstmkit fused: gru_backward expects 4 saved tensors, 5 gradients and a 1-entry config");
   const int64_t needs = config[0];
@@ -366,7 +413,7 @@ std::vector<Tensor> gru_backward_op(const Tensor& x, const Tensor& h0, const Ten
     b.dy = gp(0);
     b.dh_n = gp(1);
     for (int q = 0; q < 3; ++q) b.dtrace[q] = gp(2 + q);
-    if (need(0)) out[0] = at::empty(x.sizes(), x.options());
+    if (need(0)) out[0] = empty_like_dtype(x.sizes(), x);
     out[1] = at::empty(h0.sizes(), x.options());
     if (need(2)) out[2] = at::empty(w_ih.sizes(), x.options());
     if (need(3)) out[3] = at::empty(w_hh.sizes(), x.options());
@@ -383,29 +430,82 @@ std::vector<Tensor> gru_backward_op(const Tensor& x, const Tensor& h0, const Ten
   return out;
 }
 
-std::string info_op() { return blas_backend(); }
+// ---- boxed kernels: arguments popped from the operator stack, results pushed ---------------------------
+OptT opt(const c10::IValue& v) { return v.isNone() ? OptT() : OptT(v.toTensor()); }
+
+Tensors tensors(const c10::IValue& v) {
+  Tensors out;
+  for (const c10::IValue& e : v.toListRef()) out.push_back(e.isNone() ? Tensor() : e.toTensor());
+  return out;
+}
+
+void lstm_forward_boxed(const c10::OperatorHandle&, torch::jit::Stack* st) {
+  auto a = torch::jit::last(*st, 19);
+  std::vector<int64_t> cfg = a[18].toIntVector();
+  Tensors out = lstm_forward_op(a[0].toTensor(), a[1].toTensor(), a[2].toTensor(), a[3].toTensor(),
+                                a[4].toTensor(), opt(a[5]), opt(a[6]), opt(a[7]), opt(a[8]), opt(a[9]),
+                                opt(a[10]), opt(a[11]), opt(a[12]), opt(a[13]), opt(a[14]), opt(a[15]),
+                                opt(a[16]), opt(a[17]), cfg);
+  torch::jit::drop(*st, 19);
+  st->emplace_back(std::move(out));
+}
+
+void lstm_backward_boxed(const c10::OperatorHandle&, torch::jit::Stack* st) {
+  auto a = torch::jit::last(*st, 21);
+  std::vector<int64_t> cfg = a[20].toIntVector();
+  Tensors out = lstm_backward_op(a[0].toTensor(), a[1].toTensor(), a[2].toTensor(), a[3].toTensor(),
+                                 a[4].toTensor(), opt(a[5]), opt(a[6]), opt(a[7]), opt(a[8]),
+                                 opt(a[9]), opt(a[10]), opt(a[11]), opt(a[12]), opt(a[13]),
+                                 opt(a[14]), opt(a[15]), opt(a[16]), opt(a[17]), tensors(a[18]),
+                                 tensors(a[19]), cfg);
+  torch::jit::drop(*st, 21);
+  st->emplace_back(std::move(out));
+}
+
+void gru_forward_boxed(const c10::OperatorHandle&, torch::jit::Stack* st) {
+  auto a = torch::jit::last(*st, 9);
+  Tensors out = gru_forward_op(a[0].toTensor(), a[1].toTensor(), a[2].toTensor(), a[3].toTensor(),
+                               opt(a[4]), opt(a[5]), opt(a[6]), opt(a[7]), opt(a[8]));
+  torch::jit::drop(*st, 9);
+  st->emplace_back(std::move(out));
+}
+
+void gru_backward_boxed(const c10::OperatorHandle&, torch::jit::Stack* st) {
+  auto a = torch::jit::last(*st, 12);
+  std::vector<int64_t> cfg = a[11].toIntVector();
+  Tensors out = gru_backward_op(a[0].toTensor(), a[1].toTensor(), a[2].toTensor(), a[3].toTensor(),
+                                opt(a[4]), opt(a[5]), opt(a[6]), opt(a[7]), opt(a[8]), tensors(a[9]),
+                                tensors(a[10]), cfg);
+  torch::jit::drop(*st, 12);
+  st->emplace_back(std::move(out));
+}
+
+void info_boxed(const c10::OperatorHandle&, torch::jit::Stack* st) {
+  st->emplace_back(std::string(blas_backend()));
+}
 
 }  // namespace
 }  // namespace lstmkit
 
 TORCH_LIBRARY(lstmkit, m) {
   using namespace lstmkit;
+  using torch::CppFunction;
   m.def("lstm_forward(Tensor x, Tensor h0, Tensor c0, Tensor w_ih, Tensor w_hh, Tensor? b_ih, "
         "Tensor? b_hh, Tensor? w_hr, Tensor? w_peep, Tensor? w_gr, Tensor? ln_ih, Tensor? ln_hh, "
         "Tensor? ln_cw, Tensor? ln_cb, Tensor? lengths, Tensor? rec_mask, Tensor? zone_c, "
         "Tensor? zone_h, int[] config) -> Tensor[]",
-        &lstm_forward_op);
+        CppFunction::makeFromBoxedFunction<&lstm_forward_boxed>());
   m.def("lstm_backward(Tensor x, Tensor h0, Tensor c0, Tensor w_ih, Tensor w_hh, Tensor? b_ih, "
         "Tensor? b_hh, Tensor? w_hr, Tensor? w_peep, Tensor? w_gr, Tensor? ln_ih, Tensor? ln_hh, "
         "Tensor? ln_cw, Tensor? ln_cb, Tensor? lengths, Tensor? rec_mask, Tensor? zone_c, "
         "Tensor? zone_h, Tensor?[] saved, Tensor?[] grads, int[] config) -> Tensor[]",
-        &lstm_backward_op);
+        CppFunction::makeFromBoxedFunction<&lstm_backward_boxed>());
   m.def("gru_forward(Tensor x, Tensor h0, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh, "
         "Tensor? lengths, Tensor? rec_mask, Tensor? zone_h) -> Tensor[]",
-        &gru_forward_op);
+        CppFunction::makeFromBoxedFunction<&gru_forward_boxed>());
   m.def("gru_backward(Tensor x, Tensor h0, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh, "
         "Tensor? lengths, Tensor? rec_mask, Tensor? zone_h, Tensor?[] saved, Tensor?[] grads, "
         "int[] config) -> Tensor[]",
-        &gru_backward_op);
-  m.def("info() -> str", &info_op);
+        CppFunction::makeFromBoxedFunction<&gru_backward_boxed>());
+  m.def("info() -> str", CppFunction::makeFromBoxedFunction<&info_boxed>());
 }

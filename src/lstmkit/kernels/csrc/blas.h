@@ -2,12 +2,14 @@
 //
 // Which BLAS: the one torch itself links (MKL in the official x86 wheels, reached through dlsym on
 // libtorch_cpu, so nothing extra is linked and torch's thread settings apply). If its Fortran
-// sgemm_/dgemm_ cannot be found, an ATen fallback registered by the binding (at::mm) is used.
+// sgemm_/dgemm_ cannot be found, a plain loop nest is used (correct, slow; no torch build we know of
+// lacks them).
 //
-// The recurrent weights are multiplied once per time step, so PackedB packs them once per call:
-// for a few rows per step (batch 1-4 per thread) into lstmkit's own panel layout with a register-
-// blocked kernel (the BLAS call overhead would dominate there); otherwise into MKL's packed format
-// (cblas_sgemm_pack / cblas_sgemm_compute) where that exists (float32), else plain GEMM.
+// The recurrent weights are multiplied once per time step, so PackedB packs them once per call into
+// lstmkit's own panel layout (64 columns wide) for a register-blocked kernel (6 rows x 64 columns,
+// GCC vector extensions; used at every size where the build has AVX-512, else for single rows,
+// where a BLAS call's overhead would dominate). Otherwise it packs into MKL's format
+// (cblas_sgemm_pack / cblas_sgemm_compute) where that exists (float32), else it calls plain GEMM.
 #pragma once
 
 #include <cstdint>
@@ -43,15 +45,9 @@ class PackedB {
   int64_t own_max_m_ = 0;  // rows up to which lstmkit's own kernel is used
 };
 
-// What the BLAS layer found: "mkl-packed", "blas" (plain GEMM, no packed API) or "aten" (fallback).
+// What the GEMM layer uses: "<own kernel> + <BLAS>", the BLAS being "mkl-packed", "blas" (plain GEMM,
+// no packed API) or "loops" (no BLAS symbols found).
 const char* blas_backend();
-
-// The ATen fallback, registered by the binding at load time.
-using FallbackGemmF = void (*)(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t,
-                               const float*, int64_t, float, float*, int64_t);
-using FallbackGemmD = void (*)(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t,
-                               const double*, int64_t, double, double*, int64_t);
-void set_fallback_gemm(FallbackGemmF f, FallbackGemmD d);
 
 // Threads for lstmkit's own parallel loops (torch's intra-op setting, registered by the binding).
 int num_threads();

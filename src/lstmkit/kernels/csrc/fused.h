@@ -72,9 +72,9 @@ struct LstmForward {
   S* h_in;    // (T, N, P) h_{t-1} * rec_mask (the W_hh operand), or null without rec_mask
   S* m;       // (T, N, H) o * act(c) before the projection, or null without projection
   S* a;       // (T + 1, N, 3H) [i; f; o] of the previous step (gate recurrence), or null
-  S* xw_hat;  // (T, N, 4H) normalised input projection (layer norm), or null
-  S* hw_hat;  // (T, N, 4H) normalised recurrent projection (layer norm), or null
-  S* stats;   // (T, N, 4) [rstd_ih, rstd_hh, mean_c, rstd_c] (layer norm), or null
+  S* xw;     // (T, N, 4H) x W_ih^T before its LayerNorm (layer norm), or null
+  S* hw;     // (T, N, 4H) h W_hh^T before its LayerNorm (layer norm), or null
+  S* stats;  // (T, N, 6) [mean, rstd] of xw, of hw and of c_t (layer norm), or null
   S* h_n;     // (N, P) final states (each row's last real step)
   S* c_n;     // (N, H)
 };

@@ -136,7 +136,7 @@ void backward_rows(const GruBackward<S>& b, S* dxw, S* dhw, Block blk, const Pac
 template <typename S>
 void gru_forward(const GruForward<S>& a) {
   const int64_t T = a.cfg.T, N = a.cfg.N, I = a.cfg.I, H = a.cfg.H, G3 = 3 * H;
-  gemm<S>(false, true, T * N, G3, I, S(1), a.x, I, a.w_ih, I, S(0), a.gates, G3);
+  project_rows<S>(true, T * N, I, G3, a.x, a.w_ih, a.gates);
   std::memcpy(a.h_all, a.h0, sizeof(S) * N * H);
   const int nth = threads_for(N);
   PackedB<S> whh(true, H, G3, a.w_hh, H, (N + nth - 1) / nth);
@@ -172,7 +172,7 @@ void gru_backward(const GruBackward<S>& b) {
     gemm<S>(true, false, G3, H, TN, S(1), dhw, G3, hin, H, S(0), b.dw_hh, H);
   }
   if (b.dw_ih) gemm<S>(true, false, G3, I, TN, S(1), dxw, G3, a.x, I, S(0), b.dw_ih, I);
-  if (b.dx) gemm<S>(false, false, TN, I, G3, S(1), dxw, G3, a.w_ih, I, S(0), b.dx, I);
+  if (b.dx) project_rows<S>(false, TN, G3, I, dxw, a.w_ih, b.dx);
 }
 
 template void gru_forward<float>(const GruForward<float>&);

@@ -22,26 +22,51 @@ constexpr double kLnEps = 1e-5;  // cells/lstm.py LN_EPS
 // activations [i | f | g | o]. cp (H) is c_{t-1}; cn (H) receives c_t; m (H) receives o * act(c_t)
 // (h_t before projection and zoneout).
 
-// Fast path: sigmoid gates, tanh activations, all gates present, no layer norm / gate recurrence.
-template <typename S, bool PEEP, bool COUPLED>
-inline void cell_forward_fast(int64_t H, S* z, const S* b, const S* cp, const S* pp, S* cn, S* m) {
+// Fast path: sigmoid gates, tanh activations, all gates present, no gate recurrence. With LN (layer
+// norm), z is formed on the fly from the raw projections xw, hw and their statistics ln_st =
+// [mean_ih, rstd_ih, mean_hh, rstd_hh], and c_t is normalised before the output activation (a second
+// short pass, after the row statistics, which go to ln_st[4], ln_st[5]).
+template <typename S, bool PEEP, bool COUPLED, bool LN>
+inline void cell_forward_fast(int64_t H, S* z, const S* b, const S* cp, const S* pp, S* cn, S* m,
+                              const S* xw, const S* hw, const S* gih, const S* ghh, const S* lncw,
+                              const S* lncb, S* ln_st) {
   S* zi = z;
   S* zf = z + H;
   S* zg = z + 2 * H;
   S* zo = z + 3 * H;
+  S mx = 0, rx = 0, mh = 0, rh = 0;
+  if (LN) {
+    mx = ln_st[0];
+    rx = ln_st[1];
+    mh = ln_st[2];
+    rh = ln_st[3];
+  }
+  // pre-activation of gate q at unit j
+  auto pre = [&](int64_t q, int64_t j) {
+    const int64_t c = q * H + j;
+    return LN ? (xw[c] - mx) * rx * gih[c] + (hw[c] - mh) * rh * ghh[c] + b[c] : z[c] + b[c];
+  };
 #pragma omp simd
   for (int64_t j = 0; j < H; ++j) {
-    const S i = sigm<S>(zi[j] + b[j] + (PEEP ? pp[j] * cp[j] : S(0)));
-    const S f = COUPLED ? S(1) - i : sigm<S>(zf[j] + b[H + j] + (PEEP ? pp[H + j] * cp[j] : S(0)));
-    const S g = tanhx<S>(zg[j] + b[2 * H + j]);
+    const S i = sigm<S>(pre(0, j) + (PEEP ? pp[j] * cp[j] : S(0)));
+    const S f = COUPLED ? S(1) - i : sigm<S>(pre(1, j) + (PEEP ? pp[H + j] * cp[j] : S(0)));
+    const S g = tanhx<S>(pre(2, j));
     const S c = f * cp[j] + i * g;
-    const S o = sigm<S>(zo[j] + b[3 * H + j] + (PEEP ? pp[2 * H + j] * c : S(0)));
+    const S o = sigm<S>(pre(3, j) + (PEEP ? pp[2 * H + j] * c : S(0)));
     zi[j] = i;
     zf[j] = f;
     zg[j] = g;
     zo[j] = o;
     cn[j] = c;
-    m[j] = o * tanhx<S>(c);
+    if (!LN) m[j] = o * tanhx<S>(c);
+  }
+  if (LN) {
+    S mean;
+    const S rstd = layer_norm_stats<S>(cn, H, kLnEps, &mean);
+    ln_st[4] = mean;
+    ln_st[5] = rstd;
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) m[j] = zo[j] * tanhx<S>((cn[j] - mean) * rstd * lncw[j] + lncb[j]);
   }
 }
 
@@ -93,12 +118,8 @@ void cell_forward_generic(const LstmConfig& k, S* z, const S* b, const S* cp, co
   if (k.flags & kNoOutputGate) fill<S>(zo, S(1), H);
   else act_apply<S>(k.gate_act, zo, zo, H);
   if (k.flags & kLayerNorm) {  // act(LN(c_t) * w + b)
-    double s = 0;
-    for (int64_t j = 0; j < H; ++j) s += cn[j];
-    const S mean = S(s / H);
-    double v = 0;
-    for (int64_t j = 0; j < H; ++j) v += (double(cn[j]) - mean) * (double(cn[j]) - mean);
-    const S rstd = S(1.0 / std::sqrt(v / H + kLnEps));
+    S mean;
+    const S rstd = layer_norm_stats<S>(cn, H, kLnEps, &mean);
     st[0] = mean;
     st[1] = rstd;
 #pragma omp simd
@@ -111,10 +132,12 @@ void cell_forward_generic(const LstmConfig& k, S* z, const S* b, const S* cp, co
   for (int64_t j = 0; j < H; ++j) m[j] = zo[j] * tmp[j];
 }
 
+// The fused single-pass row kernels are compiled for float32 only (the speed path); float64 takes
+// the generic passes, which keeps the build short.
 template <typename S>
 bool fast_path(const LstmConfig& k) {
-  return k.gate_act == kSigmoid && k.input_act == kTanh && k.output_act == kTanh &&
-         !(k.flags & (kNoInputGate | kNoForgetGate | kNoOutputGate | kGateRecurrence | kLayerNorm));
+  return sizeof(S) == 4 && k.gate_act == kSigmoid && k.input_act == kTanh && k.output_act == kTanh &&
+         !(k.flags & (kNoInputGate | kNoForgetGate | kNoOutputGate | kGateRecurrence));
 }
 
 template <typename S>
@@ -142,7 +165,7 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
       hin = dst;
     }
     S* g = a.gates + (t * N + r0) * G4;  // (rows, 4H): x W_ih^T of all steps, computed up front
-    if (ln) whh.mul(rows, hin, P, a.hw_hat + (t * N + r0) * G4, G4, false);
+    if (ln) whh.mul(rows, hin, P, a.hw + (t * N + r0) * G4, G4, false);
     else whh.mul(rows, hin, P, g, G4, true);  // z = x W_ih^T + h W_hh^T
     if (fgr) wgr->mul(rows, a.a + (t * N + r0) * H3, H3, R, H3, false);
 
@@ -162,27 +185,35 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
         continue;
       }
       const S* cp = t == 0 ? a.c0 + n * H : a.c + (row - N) * H;
-      if (ln) {  // z = LN(x W_ih^T) g_ih + LN(h W_hh^T) g_hh + b
-        S* xh = a.xw_hat + row * G4;
-        S* hh = a.hw_hat + row * G4;
-        S* st = a.stats + row * 4;
-        st[0] = layer_norm_row<S>(xh, G4, kLnEps);
-        st[1] = layer_norm_row<S>(hh, G4, kLnEps);
-#pragma omp simd
-        for (int64_t j = 0; j < G4; ++j) z[j] = xh[j] * a.ln_ih[j] + hh[j] * a.ln_hh[j] + bias[j];
+      S* st = ln ? a.stats + row * 6 : nullptr;
+      const S* xw = ln ? a.xw + row * G4 : nullptr;  // raw projections (layer norm), kept for backward
+      const S* hw = ln ? a.hw + row * G4 : nullptr;
+      if (ln) {
+        st[1] = layer_norm_stats<S>(xw, G4, kLnEps, &st[0]);
+        st[3] = layer_norm_stats<S>(hw, G4, kLnEps, &st[2]);
       }
-      if (fast) {
-        if (peep) {
-          if (coupled) cell_forward_fast<S, true, true>(H, z, bias, cp, a.w_peep, cn, m);
-          else cell_forward_fast<S, true, false>(H, z, bias, cp, a.w_peep, cn, m);
+      if constexpr (sizeof(S) == 4) if (fast) {
+#define LSTMKIT_FWD(PE, CO, LN)                                                                    \
+  cell_forward_fast<S, PE, CO, LN>(H, z, bias, cp, a.w_peep, cn, m, xw, hw, a.ln_ih, a.ln_hh, a.ln_cw, \
+                                   a.ln_cb, st)
+        if (ln) {
+          if (peep) coupled ? LSTMKIT_FWD(true, true, true) : LSTMKIT_FWD(true, false, true);
+          else coupled ? LSTMKIT_FWD(false, true, true) : LSTMKIT_FWD(false, false, true);
         } else {
-          if (coupled) cell_forward_fast<S, false, true>(H, z, bias, cp, a.w_peep, cn, m);
-          else cell_forward_fast<S, false, false>(H, z, bias, cp, a.w_peep, cn, m);
+          if (peep) coupled ? LSTMKIT_FWD(true, true, false) : LSTMKIT_FWD(true, false, false);
+          else coupled ? LSTMKIT_FWD(false, true, false) : LSTMKIT_FWD(false, false, false);
         }
-      } else {
-        cell_forward_generic<S>(k, z, ln ? nullptr : a.bias, cp, a.w_peep,
-                                fgr ? R + (n - r0) * H3 : nullptr, a.ln_cw, a.ln_cb, cn, m,
-                                ln ? a.stats + row * 4 + 2 : nullptr, tmp);
+#undef LSTMKIT_FWD
+      }
+      if (!fast) {
+        if (ln) {  // z = LN(x W_ih^T) g_ih + LN(h W_hh^T) g_hh (+ b in the cell)
+          const S mx = st[0], rx = st[1], mh = st[2], rh = st[3];
+#pragma omp simd
+          for (int64_t j = 0; j < G4; ++j)
+            z[j] = (xw[j] - mx) * rx * a.ln_ih[j] + (hw[j] - mh) * rh * a.ln_hh[j];
+        }
+        cell_forward_generic<S>(k, z, a.bias, cp, a.w_peep, fgr ? R + (n - r0) * H3 : nullptr,
+                                a.ln_cw, a.ln_cb, cn, m, st ? st + 4 : nullptr, tmp);
       }
       if (a.zone_c != nullptr) {  // zoneout: c_t = k c_{t-1} + (1 - k) c_t
         const S* kc = a.zone_c + row * H;
@@ -326,20 +357,49 @@ void cell_backward(const LstmConfig& k, const S* gt, const S* cp, const S* cn, c
   }
 }
 
-// Fast path of cell_backward (same conditions as cell_forward_fast, no trace/zoneout/LN).
-template <typename S, bool PEEP, bool COUPLED>
+// Fast path of cell_backward (the conditions of cell_forward_fast, and no trace or zoneout on c).
+// tmp, tmp2: (H) scratch, used with LNC.
+template <typename S, bool PEEP, bool COUPLED, bool LNC>
 inline void cell_backward_fast(int64_t H, const S* gt, const S* cp, const S* cn, const S* pp,
-                               const S* dm, S* dc, S* dz, S* dpp) {
+                               const S* dm, S* dc, S* dz, S* dpp, const S* lncw, const S* lncb,
+                               const S* st, S* dlncw, S* dlncb, S* tmp, S* tmp2) {
   const S* gi = gt;
   const S* gf = gt + H;
   const S* gg = gt + 2 * H;
   const S* go = gt + 3 * H;
+  S mean = 0, rstd = 1, m1 = 0, m2 = 0;
+  if (LNC) {  // y = tanh(chat w + b), chat = LN(c_t): dL/dchat needs two row means first
+    mean = st[0];
+    rstd = st[1];
+    S s1 = 0, s2 = 0;
+#pragma omp simd reduction(+ : s1, s2)
+    for (int64_t j = 0; j < H; ++j) {
+      const S chat = (cn[j] - mean) * rstd;
+      const S y = tanhx<S>(chat * lncw[j] + lncb[j]);
+      const S g = dm[j] * go[j] * (S(1) - y * y);
+      dlncw[j] += g * chat;
+      dlncb[j] += g;
+      const S gw = g * lncw[j];
+      tmp[j] = y;
+      tmp2[j] = gw;
+      s1 += gw;
+      s2 += gw * chat;
+    }
+    m1 = s1 / S(H);
+    m2 = s2 / S(H);
+  }
 #pragma omp simd
   for (int64_t j = 0; j < H; ++j) {
     const S i = gi[j], f = gf[j], g = gg[j], o = go[j];
-    const S y = tanhx<S>(cn[j]);
+    S y, dcn;
+    if (LNC) {
+      y = tmp[j];
+      dcn = rstd * (tmp2[j] - m1 - (cn[j] - mean) * rstd * m2) + dc[j];
+    } else {
+      y = tanhx<S>(cn[j]);
+      dcn = dm[j] * o * (S(1) - y * y) + dc[j];
+    }
     const S dzo = dm[j] * y * o * (S(1) - o);
-    S dcn = dm[j] * o * (S(1) - y * y) + dc[j];
     if (PEEP) dcn += dzo * pp[2 * H + j];
     S di = dcn * g;
     const S df = dcn * cp[j];
@@ -365,6 +425,35 @@ inline void cell_backward_fast(int64_t H, const S* gt, const S* cp, const S* cn,
     dz[2 * H + j] = dzg;
     dz[3 * H + j] = dzo;
     dc[j] = dcp;
+  }
+}
+
+// Back through z = LN(xw) g_ih + LN(hw) g_hh + b, for one row: dz (4H) in; dxw, dhw (4H) out;
+// accumulates the gains' and the bias's gradients. st = [mean_ih, rstd_ih, mean_hh, rstd_hh].
+template <typename S>
+inline void projection_ln_backward(int64_t G4, const S* dz, const S* xw, const S* hw, const S* st,
+                                   const S* gih, const S* ghh, S* dxw, S* dhw, S* dgih, S* dghh,
+                                   S* db) {
+  const S mx = st[0], rx = st[1], mh = st[2], rh = st[3];
+  S sx1 = 0, sx2 = 0, sh1 = 0, sh2 = 0;
+#pragma omp simd reduction(+ : sx1, sx2, sh1, sh2)
+  for (int64_t j = 0; j < G4; ++j) {
+    const S xh = (xw[j] - mx) * rx, hh = (hw[j] - mh) * rh;
+    const S gx = dz[j] * gih[j], gh = dz[j] * ghh[j];
+    dgih[j] += dz[j] * xh;
+    dghh[j] += dz[j] * hh;
+    db[j] += dz[j];
+    sx1 += gx;
+    sx2 += gx * xh;
+    sh1 += gh;
+    sh2 += gh * hh;
+  }
+  const S mx1 = sx1 / S(G4), mx2 = sx2 / S(G4), mh1 = sh1 / S(G4), mh2 = sh2 / S(G4);
+#pragma omp simd
+  for (int64_t j = 0; j < G4; ++j) {
+    const S xh = (xw[j] - mx) * rx, hh = (hw[j] - mh) * rh;
+    dxw[j] = rx * (dz[j] * gih[j] - mx1 - xh * mx2);
+    dhw[j] = rh * (dz[j] * ghh[j] - mh1 - hh * mh2);
   }
 }
 
@@ -471,36 +560,33 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
       const S* cp = t == 0 ? a.c0 + n * H : a.c + (row - N) * H;
       const S* cn = a.c_new + row * H;
       S* dz = ln ? dzrow : dzh;
-      if (fast) {
-        if (peep) {
-          if (coupled) cell_backward_fast<S, true, true>(H, gt, cp, cn, a.w_peep, dm + rr * H, dc + rr * H, dz, acc.dpp);
-          else cell_backward_fast<S, true, false>(H, gt, cp, cn, a.w_peep, dm + rr * H, dc + rr * H, dz, acc.dpp);
+      const S* st = ln ? a.stats + row * 6 : nullptr;
+      if constexpr (sizeof(S) == 4) if (fast) {
+#define LSTMKIT_BWD(PE, CO, LN)                                                                    \
+  cell_backward_fast<S, PE, CO, LN>(H, gt, cp, cn, a.w_peep, dm + rr * H, dc + rr * H, dz, acc.dpp, \
+                                    a.ln_cw, a.ln_cb, st ? st + 4 : nullptr, acc.dlcw, acc.dlcb, y, chat)
+        if (ln) {
+          if (peep) coupled ? LSTMKIT_BWD(true, true, true) : LSTMKIT_BWD(true, false, true);
+          else coupled ? LSTMKIT_BWD(false, true, true) : LSTMKIT_BWD(false, false, true);
         } else {
-          if (coupled) cell_backward_fast<S, false, true>(H, gt, cp, cn, a.w_peep, dm + rr * H, dc + rr * H, dz, acc.dpp);
-          else cell_backward_fast<S, false, false>(H, gt, cp, cn, a.w_peep, dm + rr * H, dc + rr * H, dz, acc.dpp);
+          if (peep) coupled ? LSTMKIT_BWD(true, true, false) : LSTMKIT_BWD(true, false, false);
+          else coupled ? LSTMKIT_BWD(false, true, false) : LSTMKIT_BWD(false, false, false);
         }
-      } else {
+#undef LSTMKIT_BWD
+      }
+      if (!fast) {
         cell_backward<S>(k, gt, cp, cn, a.zone_c ? a.zone_c + row * H : nullptr, a.w_peep, a.ln_cw,
-                         a.ln_cb, ln ? a.stats + row * 4 + 2 : nullptr, dm + rr * H, dc + rr * H, dz,
+                         a.ln_cb, st ? st + 4 : nullptr, dm + rr * H, dc + rr * H, dz,
                          fgr ? da + rr * H3 : nullptr, b.dtrace, row, acc.dpp, acc.dlcw, acc.dlcb, y,
                          chat, dcn);
       }
-      S* db = acc.db;
+      if (ln) {
+        projection_ln_backward<S>(G4, dz, a.xw + row * G4, a.hw + row * G4, st, a.ln_ih, a.ln_hh,
+                                  w.dxw + row * G4, dzh, acc.dlih, acc.dlhh, acc.db);
+      } else {
+        S* db = acc.db;
 #pragma omp simd
-      for (int64_t j = 0; j < G4; ++j) db[j] += dz[j];
-      if (ln) {  // z = xhat g_ih + hhat g_hh + b: back through both LayerNorms
-        const S* xh = a.xw_hat + row * G4;
-        const S* hh = a.hw_hat + row * G4;
-        S* dxw = w.dxw + row * G4;
-#pragma omp simd
-        for (int64_t j = 0; j < G4; ++j) {
-          acc.dlih[j] += dz[j] * xh[j];
-          acc.dlhh[j] += dz[j] * hh[j];
-          dxw[j] = dz[j] * a.ln_ih[j];
-          dzh[j] = dz[j] * a.ln_hh[j];
-        }
-        layer_norm_row_backward<S>(dxw, xh, a.stats[row * 4 + 0], dxw, G4);
-        layer_norm_row_backward<S>(dzh, hh, a.stats[row * 4 + 1], dzh, G4);
+        for (int64_t j = 0; j < G4; ++j) db[j] += dz[j];
       }
       if (fgr) {
         S* d = w.dzifo + row * H3;
@@ -534,7 +620,7 @@ void lstm_forward(const LstmForward<S>& a) {
   const int64_t T = k.T, N = k.N, I = k.I, H = k.H, P = k.P, G4 = 4 * H, H3 = 3 * H;
   const bool ln = k.flags & kLayerNorm, fgr = k.flags & kGateRecurrence;
   // 1. x W_ih^T for all steps in one GEMM (into the gate buffer, or the LN buffer)
-  gemm<S>(false, true, T * N, G4, I, S(1), a.x, I, a.w_ih, I, S(0), ln ? a.xw_hat : a.gates, G4);
+  project_rows<S>(true, T * N, I, G4, a.x, a.w_ih, ln ? a.xw : a.gates);
   std::memcpy(a.h_all, a.h0, sizeof(S) * N * P);
   if (fgr) zero(a.a, N * H3);
   // 2. pack the per-step operands once
@@ -595,7 +681,7 @@ void lstm_backward(const LstmBackward<S>& b) {
     gemm<S>(true, false, G4, P, TN, S(1), w.dzh, G4, hin, P, S(0), b.dw_hh, P);
   }
   if (b.dw_ih) gemm<S>(true, false, G4, I, TN, S(1), w.dxw, G4, a.x, I, S(0), b.dw_ih, I);
-  if (b.dx) gemm<S>(false, false, TN, I, G4, S(1), w.dxw, G4, a.w_ih, I, S(0), b.dx, I);
+  if (b.dx) project_rows<S>(false, TN, G4, I, w.dxw, a.w_ih, b.dx);  // dx = dxw W_ih
   if (b.dw_hr) gemm<S>(true, false, P, H, TN, S(1), w.dhnew, P, a.m, H, S(0), b.dw_hr, H);
   if (b.dw_gr) gemm<S>(true, false, H3, H3, TN, S(1), w.dzifo, H3, a.a, H3, S(0), b.dw_gr, H3);
 }

@@ -76,7 +76,8 @@ template <typename S> inline S softsign(S x) { return x / (S(1) + std::fabs(x));
 
 // ---- whole arrays ---------------------------------------------------------------------------------
 // y[j] = act(x[j]) for j < n (in place allowed). The switch is outside the loops so each loop vectorises.
-template <typename S> inline void act_apply(int code, const S* x, S* y, int64_t n) {
+template <typename S>
+__attribute__((noinline)) void act_apply(int code, const S* x, S* y, int64_t n) {
   switch (code) {
     case kSigmoid:
 #pragma omp simd
@@ -105,7 +106,8 @@ template <typename S> inline void act_apply(int code, const S* x, S* y, int64_t 
 }
 
 // d[j] *= act'(x_j), written with y[j] = act(x_j) (the saved output).
-template <typename S> inline void act_grad_mul(int code, const S* y, S* d, int64_t n) {
+template <typename S>
+__attribute__((noinline)) void act_grad_mul(int code, const S* y, S* d, int64_t n) {
   switch (code) {
     case kSigmoid:
 #pragma omp simd
@@ -140,33 +142,85 @@ template <typename S> inline void fill(S* p, S v, int64_t n) {
   for (int64_t j = 0; j < n; ++j) p[j] = v;
 }
 
-// LayerNorm of one row without gain: x <- (x - mean) * rstd; returns rstd. Two passes, in double
-// accumulation for float rows too (rows are at most a few thousand long).
-template <typename S> inline S layer_norm_row(S* x, int64_t n, double eps) {
-  double s = 0;
+// Sums of a row, vectorised (the reduction runs in lanes, then the lanes are added).
+template <typename S> inline S row_sum(const S* x, int64_t n) {
+  S s = 0;
+#pragma omp simd reduction(+ : s)
   for (int64_t j = 0; j < n; ++j) s += x[j];
-  const S mean = S(s / n);
-  double v = 0;
-  for (int64_t j = 0; j < n; ++j) {
-    const double d = double(x[j]) - mean;
-    v += d * d;
+  return s;
+}
+
+// 64-byte vectors through GCC's vector extension: lowered to AVX-512, AVX2 or SSE as the build
+// machine allows (shared by the GEMM micro-kernel in blas.cpp).
+template <typename S> struct V64;
+template <> struct V64<float> {
+  typedef float v __attribute__((vector_size(64)));
+  static constexpr int L = 16;
+};
+template <> struct V64<double> {
+  typedef double v __attribute__((vector_size(64)));
+  static constexpr int L = 8;
+};
+
+// LayerNorm statistics of one row (biased variance): returns rstd, sets mean. One pass over the row,
+// sums of x - x[0] and (x - x[0])^2 (the shift keeps E[d^2] - E[d]^2 free of cancellation), in two
+// interleaved vector accumulators each.
+template <typename S> inline S layer_norm_stats(const S* x, int64_t n, double eps, S* mean_out) {
+  using V = typename V64<S>::v;
+  constexpr int L = V64<S>::L;
+  const S k = x[0];
+  V s0{}, s1{}, q0{}, q1{};
+  int64_t j = 0;
+  for (; j + 2 * L <= n; j += 2 * L) {
+    V a, b;
+    std::memcpy(&a, x + j, sizeof(V));
+    std::memcpy(&b, x + j + L, sizeof(V));
+    a -= k;
+    b -= k;
+    s0 += a;
+    s1 += b;
+    q0 += a * a;
+    q1 += b * b;
   }
-  const S rstd = S(1.0 / std::sqrt(v / n + eps));
+  s0 += s1;
+  q0 += q1;
+  S s = 0, q = 0;
+  for (int l = 0; l < L; ++l) {
+    s += s0[l];
+    q += q0[l];
+  }
+  for (; j < n; ++j) {
+    const S d = x[j] - k;
+    s += d;
+    q += d * d;
+  }
+  const S md = s / S(n);
+  S var = q / S(n) - md * md;
+  var = var > S(0) ? var : S(0);
+  *mean_out = k + md;
+  return S(1) / std::sqrt(var + S(eps));
+}
+
+// LayerNorm of one row without gain, in place: x <- (x - mean) * rstd; returns rstd.
+template <typename S> inline S layer_norm_row(S* x, int64_t n, double eps) {
+  S mean;
+  const S rstd = layer_norm_stats<S>(x, n, eps, &mean);
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j) x[j] = (x[j] - mean) * rstd;
   return rstd;
 }
 
-// Backward of y = xhat * gamma (gamma folded into dy by the caller): given g = dL/dxhat and xhat,
+// Backward of xhat = LN(x) (any gain already folded into g): given g = dL/dxhat and xhat,
 // dL/dx = rstd * (g - mean(g) - xhat * mean(g * xhat)). Writes dx (may alias g).
 template <typename S>
 inline void layer_norm_row_backward(const S* g, const S* xhat, S rstd, S* dx, int64_t n) {
-  double s1 = 0, s2 = 0;
+  S s1 = 0, s2 = 0;
+#pragma omp simd reduction(+ : s1, s2)
   for (int64_t j = 0; j < n; ++j) {
     s1 += g[j];
-    s2 += double(g[j]) * xhat[j];
+    s2 += g[j] * xhat[j];
   }
-  const S m1 = S(s1 / n), m2 = S(s2 / n);
+  const S m1 = s1 / S(n), m2 = s2 / S(n);
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j) dx[j] = rstd * (g[j] - m1 - xhat[j] * m2);
 }

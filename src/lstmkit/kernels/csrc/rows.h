@@ -48,4 +48,15 @@ inline bool valid(const int64_t* lengths, int64_t t, int64_t n) {
 
 template <typename S> inline void zero(S* p, int64_t n) { std::memset(p, 0, sizeof(S) * n); }
 
+// C (M x n) = A (M x k) . op(B) for the rows of all time steps at once (the input projections),
+// with op(B) packed once and the rows split over the threads.
+template <typename S>
+void project_rows(bool transB, int64_t M, int64_t k, int64_t n, const S* A, const S* B, S* C) {
+  const int nth = int(std::max<int64_t>(1, std::min<int64_t>(num_threads(), M / 64)));
+  const PackedB<S> pb(transB, k, n, B, transB ? k : n, (M + nth - 1) / nth);
+  for_each_block(nth, M, [&](int, Block blk) {
+    pb.mul(blk.r1 - blk.r0, A + blk.r0 * k, k, C + blk.r0 * n, n, false);
+  });
+}
+
 }  // namespace lstmkit

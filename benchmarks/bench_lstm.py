@@ -1,0 +1,173 @@
+"""lstmkit's fused LSTM against torch.nn.LSTM and the textbook autograd loop, side by side.
+
+    python benchmarks/bench_lstm.py                  # the table of docs/benchmarks.md
+    python benchmarks/bench_lstm.py --reps 3 --sizes 1,500,8,64 32,100,16,64
+
+For each size (B, T, I, H) it times, in one process and interleaved (A B C ... A B C ...; this
+machine's speed drifts, so every contender sees the same drift), and keeps each one's minimum:
+
+* forward without grad, and forward + backward of ``y.sum()`` (gradients to x and every weight);
+* ``torch.nn.LSTM`` (torch's native kernel, oneDNN on x86), lstmkit forced onto its fused kernels for
+  vanilla, peephole, CIFG and layer-norm cells, and the textbook autograd loop (one ``LSTMCell``-style
+  step of torch ops per time step).
+
+Columns: time, ratio to torch.nn.LSTM in the same run, and achieved GFLOP/s counting only the matrix
+products (forward 2*T*B*4H*(I+H); forward + backward three times that). The machine's GEMM peak
+(a large float32 torch.mm, best of several) is printed beside them. Nothing here asserts timing.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from typing import Callable
+
+import torch
+from torch import nn
+
+import lstmkit
+from lstmkit.kernels import fused
+
+SIZES = [(1, 500, 8, 64), (32, 100, 16, 64), (64, 100, 32, 128), (32, 200, 64, 256), (128, 50, 128, 512)]
+VARIANTS = {  # name -> lstmkit.LSTM keyword options
+    "vanilla": {},
+    "peephole": {"peephole": True},
+    "CIFG": {"preset": "CIFG"},
+    "layer norm": {"layer_norm": True},
+}
+
+
+class TextbookLSTM(nn.Module):
+    """The loop users write by hand: one step of torch ops per time step, autograd records it all."""
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.cell = nn.LSTMCell(input_size, hidden_size)
+
+    def forward(self, x):  # x (T, B, I)
+        B, H = x.shape[1], self.cell.hidden_size
+        h, c = x.new_zeros(B, H), x.new_zeros(B, H)
+        w_ih, w_hh = self.cell.weight_ih, self.cell.weight_hh
+        b = self.cell.bias_ih + self.cell.bias_hh
+        ys = []
+        for x_t in x:
+            z = x_t @ w_ih.t() + h @ w_hh.t() + b
+            i, f, g, o = z.chunk(4, 1)
+            i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+            c = f * c + i * g
+            h = o * torch.tanh(c)
+            ys.append(h)
+        return torch.stack(ys), (h, c)
+
+
+def gemm_peak(n: int = 2048, reps: int = 5) -> float:
+    """GFLOP/s of the best of `reps` float32 (n x n) @ (n x n) products."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best / 1e9
+
+
+def make_contenders(B: int, T: int, I: int, H: int) -> dict[str, tuple[Callable, Callable]]:
+    """name -> (forward without grad, forward + backward), each a function of no arguments."""
+    torch.manual_seed(0)
+    x = torch.randn(T, B, I)
+    xg = x.clone().requires_grad_()
+    native = nn.LSTM(I, H)
+    models: dict[str, nn.Module] = {"torch.nn.LSTM": native}
+    for name, kw in VARIANTS.items():
+        m = lstmkit.LSTM(I, H, **kw)
+        if not kw:  # the same weights as the native one, so vanilla times identical math
+            m.load_state_dict(native.state_dict())
+        models[f"lstmkit {name}"] = m
+    models["textbook loop"] = TextbookLSTM(I, H)
+
+    def pair(name: str, m: nn.Module):
+        forced = name.startswith("lstmkit")
+
+        def fwd():
+            with torch.no_grad(), lstmkit.use_backend("fused") if forced else _null():
+                m(x)
+
+        def fwd_bwd():
+            m.zero_grad(set_to_none=True)
+            xg.grad = None
+            with lstmkit.use_backend("fused") if forced else _null():
+                y, _ = m(xg)
+            y.sum().backward()
+
+        return fwd, fwd_bwd
+
+    return {name: pair(name, m) for name, m in models.items()}
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def time_interleaved(fns: dict[str, Callable], reps: int, budget_s: float) -> dict[str, float]:
+    """Minimum seconds of each function, calling them in turn (A B C A B C ...)."""
+    for f in fns.values():  # warm-up (first calls allocate, pack, fault pages)
+        f()
+    best = {k: float("inf") for k in fns}
+    start = time.perf_counter()
+    for r in range(reps):
+        for k, f in fns.items():
+            t = time.perf_counter()
+            f()
+            best[k] = min(best[k], time.perf_counter() - t)
+        if r >= 2 and time.perf_counter() - start > budget_s:
+            break
+    return best
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--reps", type=int, default=15, help="interleaved rounds per size (min is kept)")
+    ap.add_argument("--budget", type=float, default=60.0,
+                    help="seconds per size and mode after which fewer rounds are run (at least 3)")
+    ap.add_argument("--sizes", nargs="*", default=None, help="sizes as B,T,I,H (default: the five)")
+    ap.add_argument("--no-textbook", action="store_true", help="skip the textbook loop")
+    args = ap.parse_args(argv)
+    sizes = [tuple(int(v) for v in s.split(",")) for s in args.sizes] if args.sizes else SIZES
+
+    if not fused.available():
+        print(f"fused kernels unavailable: {fused.build_error()}", file=sys.stderr)
+        return 1
+    info = fused.build_info()
+    peak = gemm_peak()
+    print(f"# lstmkit {lstmkit.__version__}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{platform.processor() or platform.machine()}, BLAS for fused: {info['blas']}")
+    print(f"# GEMM peak (float32 2048^3 torch.mm, best of 5): {peak:.0f} GFLOP/s")
+    print("# times are minima over interleaved rounds; ratio = time / torch.nn.LSTM's time in the same run")
+    print()
+    print("| B, T, I, H | mode | contender | time (ms) | ratio | GFLOP/s |")
+    print("|---|---|---|---:|---:|---:|")
+    for B, T, I, H in sizes:
+        contenders = make_contenders(B, T, I, H)
+        if args.no_textbook:
+            contenders.pop("textbook loop")
+        flops = 2 * T * B * 4 * H * (I + H)
+        for mode, idx, mult in (("forward", 0, 1), ("fwd+bwd", 1, 3)):
+            best = time_interleaved({k: v[idx] for k, v in contenders.items()}, args.reps, args.budget)
+            ref = best["torch.nn.LSTM"]
+            for k, t in best.items():
+                print(f"| {B}, {T}, {I}, {H} | {mode} | {k} | {t * 1e3:.2f} | {t / ref:.2f} | "
+                      f"{mult * flops / t / 1e9:.1f} |", flush=True)
+    peak_end = gemm_peak()
+    print()
+    print(f"# GEMM peak again at the end: {peak_end:.0f} GFLOP/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
