@@ -11,6 +11,13 @@ Backends:
 Force one with :func:`set_backend`, the :func:`use_backend` context manager, or the environment
 variable ``LSTMKIT_BACKEND``. Forcing ``native`` for a variant torch cannot compute, or ``fused`` where
 the extension cannot be built, is an error rather than a silent change of math or speed.
+
+Vanilla math stays on torch's kernel under ``auto`` even where lstmkit's fused kernel is measured
+faster (``docs/benchmarks.md``): a drop-in ``torch.nn.LSTM`` user gets torch's exact numbers and
+never waits for a first build. ``use_backend("fused")`` opts vanilla layers into the fused kernel.
+
+The fused library is built on first use (``kernels/fused.py``); if that fails (no compiler, no ninja,
+``LSTMKIT_DISABLE_FUSED=1``...) ``auto`` warns once, saying why, and runs the reference loop.
 """
 from __future__ import annotations
 
@@ -61,6 +68,14 @@ def fused_available() -> bool:
     return fused.available()
 
 
+def _fused_error() -> str:
+    try:
+        from . import fused
+    except ImportError as e:
+        return f"ImportError: {e}"
+    return fused.build_error() or "unknown reason"
+
+
 def select(owner: str, native_ok: bool, why_not_native: str, fused_ok: bool = True) -> str:
     """Choose the backend for one forward call.
 
@@ -83,12 +98,14 @@ def select(owner: str, native_ok: bool, why_not_native: str, fused_ok: bool = Tr
     if fused_ok and fused_available():
         return "fused"
     if wanted == "fused":
-        raise RuntimeError(f"{owner}: backend 'fused' was forced but the fused kernels are not "
-                           f"available here (see lstmkit.kernels.fused.build_error())")
+        why = _fused_error() if fused_ok else "this call is not supported by them (dtype)"
+        raise RuntimeError(f"{owner}: backend 'fused' was forced but the fused kernels cannot run "
+                           f"it: {why}")
     if not _state["warned"] and fused_ok:
         _state["warned"] = True
-        warnings.warn("lstmkit: fused kernels unavailable; using the pure-PyTorch reference loop "
-                      "(slower, same numbers)", RuntimeWarning, stacklevel=3)
+        warnings.warn(f"lstmkit: fused kernels unavailable ({_fused_error()}); using the "
+                      f"pure-PyTorch reference loop (slower, same numbers)", RuntimeWarning,
+                      stacklevel=3)
     return "reference"
 
 

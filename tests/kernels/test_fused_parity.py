@@ -1,0 +1,214 @@
+"""Fused kernels vs the reference loop: every output and every gradient, every option and preset,
+float32 and float64 (the contract of lstmkit/kernels/reference.py)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import lstmkit
+from lstmkit.cells.lstm import PRESETS, LSTMOptions
+from lstmkit.kernels import dispatch, fused
+
+from .helpers import assert_close, check_against, gru_case, lstm_case, needs_fused, run
+
+pytestmark = needs_fused
+
+DTYPES = [torch.float32, torch.float64]
+# what a direction call may carry besides its cell options
+SITUATIONS = {
+    "plain": {},
+    "lengths": {"lengths": [5, 2, 4]},
+    "recurrent_dropout+zoneout": {"rec": True, "zoneout_c": True, "zoneout_h": True},
+    "projection": {"P": 4},
+    "everything": {"P": 4, "lengths": [3, 5, 1], "rec": True, "zoneout_c": True, "zoneout_h": True},
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("situation", SITUATIONS)
+@pytest.mark.parametrize("preset", list(PRESETS) + ["LN", "V+LN"])
+def test_lstm_presets(preset, situation, dtype):
+    opts = {"LN": LSTMOptions(layer_norm=True),
+            "V+LN": LSTMOptions(peephole=True, layer_norm=True)}.get(preset) or PRESETS.get(preset)
+    check_against(lstm_case(opts, dtype, **SITUATIONS[situation]))
+
+
+OPTION_MIXES = {
+    "activations": LSTMOptions(gate_activation="hard_sigmoid", input_activation="relu",
+                               output_activation="softsign"),
+    "identity acts": LSTMOptions(input_activation="identity", output_activation="identity"),
+    "relu gates": LSTMOptions(gate_activation="relu", output_activation="hard_sigmoid"),
+    "CIFG+FGR+LN": LSTMOptions(peephole=True, coupled=True, gate_recurrence=True, layer_norm=True),
+    "NIG+NOG": LSTMOptions(input_gate=False, output_gate=False),
+    "NFG+LN": LSTMOptions(forget_gate=False, layer_norm=True),
+    "FGR no peephole": LSTMOptions(gate_recurrence=True),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("mix", OPTION_MIXES)
+def test_lstm_option_mixes(mix, dtype):
+    opts = OPTION_MIXES[mix]
+    tol = None
+    if dtype == torch.float64 and opts.gate_activation == "hard_sigmoid":
+        tol = (1e-7, 1e-7)  # torch's own hardsigmoid backward uses the float constant 1/6f
+    check_against(lstm_case(opts, dtype, P=4, lengths=[5, 3, 1], rec=True, zoneout_c=True,
+                            zoneout_h=True), tol=tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("shape", [(7, 9, 5, 70, 0), (4, 13, 3, 16, 8), (3, 1, 2, 130, 0)],
+                         ids=["wide", "proj-many-rows", "batch1"])
+@pytest.mark.parametrize("preset", ["NP", "V", "CIFG", "LN"])
+def test_lstm_shapes_across_threads_and_panels(preset, shape, dtype):
+    """Sizes that split rows over threads unevenly and cross the GEMM's 64-column panels."""
+    T, N, I, H, P = shape
+    opts = LSTMOptions(layer_norm=True) if preset == "LN" else PRESETS[preset]
+    lengths = list(range(T, 0, -1))[:N] + [T] * max(0, N - T)
+    check_against(lstm_case(opts, dtype, T=T, N=N, I=I, H=H, P=P, lengths=lengths[:N]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_lstm_no_bias_and_partial_gradients(dtype):
+    check_against(lstm_case(PRESETS["V"], dtype, bias=False, lengths=[2, 5, 5]))
+    check_against(lstm_case(PRESETS["CIFG"], dtype), grad_outputs={1})  # only h_n used
+    check_against(lstm_case(LSTMOptions(layer_norm=True), dtype), grad_outputs={2, 7})  # c_n, c trace
+    check_against(lstm_case(PRESETS["V"], dtype), want_trace=False)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("situation", ["plain", "lengths", "masks", "wide"])
+def test_gru(situation, dtype):
+    kw = {"plain": {}, "lengths": {"lengths": [5, 1, 3]},
+          "masks": {"rec": True, "zoneout_h": True, "lengths": [4, 5, 2]},
+          "wide": {"N": 9, "H": 70, "T": 4}}[situation]
+    check_against(gru_case(dtype, **kw))
+    check_against(gru_case(dtype, bias=False, **kw), want_trace=False)
+
+
+def test_float32_gemm_paths_agree(monkeypatch):
+    """lstmkit's own GEMM kernel and the BLAS's packed GEMM give the same results."""
+    case = lstm_case(PRESETS["V"], torch.float32, N=8, H=40, P=24, lengths=[5, 4, 5, 3, 5, 1, 2, 5])
+    own = run(fused, case)
+    monkeypatch.setenv("LSTMKIT_OWN_GEMM_ROWS", "0")
+    blas = run(fused, case)
+    for a, b in zip(own[0] + own[1], blas[0] + blas[1]):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_thread_count_does_not_change_results():
+    case = lstm_case(PRESETS["CIFG"], torch.float64, N=7, H=12, lengths=[5, 1, 2, 3, 4, 5, 5])
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = run(fused, case)
+        torch.set_num_threads(2)
+        two = run(fused, case)
+    finally:
+        torch.set_num_threads(old)
+    for a, b in zip(one[0] + one[1], two[0] + two[1]):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
+
+
+def test_results_survive_later_calls():
+    """Outputs live in pooled memory; a later call must never reuse a block still in use."""
+    case = lstm_case(PRESETS["V"], torch.float32, T=30, N=40, H=32)
+    with torch.no_grad():
+        y1, *_ = fused.lstm_direction(case.x, *case.state, case.params, case.opts)
+        keep = y1.clone()
+        for _ in range(3):
+            fused.lstm_direction(case.x * 2, *case.state, case.params, case.opts)
+    assert torch.equal(y1, keep)
+
+
+def test_double_backward_is_refused():
+    case = lstm_case(PRESETS["V"], torch.float64, T=3, N=2, I=2, H=3)
+    y, *_ = fused.lstm_direction(case.x, *case.state, case.params, case.opts)
+    (gw,) = torch.autograd.grad(y.pow(2).sum(), case.params.weight_hh, create_graph=True)
+    with pytest.raises(RuntimeError, match="differentiate twice|once_differentiable"):
+        gw.sum().backward()
+
+
+# ---- through the layers: dispatch, directions, depth, input forms ----------------------------------
+def _layer_pair(cls, seed=0, **kw):
+    torch.manual_seed(seed)
+    a = cls(**kw)
+    b = cls(**kw)
+    b.load_state_dict(a.state_dict())
+    return a, b
+
+
+def _run_layer(m, backend, x, seed, **call):
+    with lstmkit.use_backend(backend):
+        torch.manual_seed(seed)  # the same dropout / zoneout masks on both backends
+        out = m(x, **call)
+    return out
+
+
+def _flat(o):
+    if isinstance(o, torch.nn.utils.rnn.PackedSequence):
+        return [o.data]
+    if isinstance(o, torch.Tensor):
+        return [o]
+    if isinstance(o, dict):
+        return [t for k in sorted(o) for t in _flat(o[k])]
+    return [t for e in o for t in _flat(e)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("layer", [
+    dict(cls="LSTM", preset="V", num_layers=2, bidirectional=True, proj_size=3, dropout=0.3,
+         recurrent_dropout=0.2, zoneout=(0.1, 0.2), batch_first=True),
+    dict(cls="LSTM", layer_norm=True, coupled=True, peephole=True, num_layers=2, bidirectional=True),
+    dict(cls="GRU", num_layers=2, bidirectional=True, recurrent_dropout=0.25, zoneout=0.1),
+], ids=["lstm-V-bi-stacked-proj-masks", "lstm-LN-CIFG-bi", "gru-bi-masks"])
+@pytest.mark.parametrize("lengths", [None, [6, 2, 5, 1]], ids=["full", "lengths"])
+def test_layers_fused_vs_reference(layer, lengths, dtype):
+    kw = dict(layer)
+    cls = getattr(lstmkit, kw.pop("cls"))
+    a, b = _layer_pair(cls, input_size=3, hidden_size=5, dtype=dtype, **kw)
+    a.train(), b.train()
+    x = torch.randn(4, 6, 3, dtype=dtype) if kw.get("batch_first") else torch.randn(6, 4, 3, dtype=dtype)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    call = {"lengths": lengths, "return_trace": True}
+    oa = _flat(_run_layer(a, "fused", xa, 7, **call))
+    ob = _flat(_run_layer(b, "reference", xb, 7, **call))
+    atol, rtol = (2e-5, 2e-4) if dtype == torch.float32 else (1e-10, 1e-9)
+    for k, (u, v) in enumerate(zip(oa, ob)):
+        assert_close(u.detach(), v.detach(), f"output {k}", atol, rtol)
+    g = torch.Generator().manual_seed(1)
+    cot = [torch.randn(v.shape, generator=g, dtype=dtype) for v in ob]
+    sum((u * c).sum() for u, c in zip(oa, cot)).backward()
+    sum((v * c).sum() for v, c in zip(ob, cot)).backward()
+    assert_close(xa.grad, xb.grad, "grad input", atol * 10, rtol * 10)
+    for (n, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
+        assert_close(pa.grad, pb.grad, f"grad {n}", atol * 10, rtol * 10)
+
+
+def test_packed_sequence_input():
+    a, b = _layer_pair(lstmkit.LSTM, input_size=3, hidden_size=4, preset="CIFG", bidirectional=True)
+    seqs = [torch.randn(n, 3) for n in (5, 2, 4)]
+    packed = torch.nn.utils.rnn.pack_sequence(seqs, enforce_sorted=False)
+    oa = _flat(_run_layer(a, "fused", packed, 0))
+    ob = _flat(_run_layer(b, "reference", packed, 0))
+    for u, v in zip(oa, ob):
+        torch.testing.assert_close(u, v, atol=1e-5, rtol=1e-4)
+
+
+def test_auto_runs_every_variant_on_fused_and_vanilla_on_native(monkeypatch):
+    calls = []
+    real = fused.lstm_direction
+    monkeypatch.setattr(fused, "lstm_direction", lambda *a, **k: calls.append(1) or real(*a, **k))
+    x = torch.randn(4, 2, 3)
+    with lstmkit.use_backend("auto"):
+        lstmkit.LSTM(3, 5)(x)
+        assert calls == []
+        lstmkit.LSTM(3, 5, preset="V")(x)
+        lstmkit.LSTM(3, 5, layer_norm=True)(x)
+        lstmkit.LSTM(3, 5)(x, return_trace=True)
+    assert len(calls) == 3
+    assert dispatch.select("LSTM", False, "variant") == "fused"
+    with lstmkit.use_backend("fused"):
+        assert dispatch.select("LSTM", True, "") == "fused"
+    with lstmkit.use_backend("reference"):
+        assert dispatch.select("LSTM", False, "variant") == "reference"
