@@ -115,36 +115,35 @@ inline void micro(int64_t K, const S* A, int64_t lda, const S* Bp, S* C, int64_t
   for (int s = 1; s < KS; ++s)
     for (int m = 0; m < MR; ++m)
       for (int v = 0; v < kPanelVecs; ++v) c[0][m][v] += c[s][m][v];
+  // unaligned vector loads and stores that never take the accumulators' address (which would keep
+  // them in memory instead of registers)
+  typedef V VU __attribute__((aligned(alignof(S))));
   for (int m = 0; m < MR; ++m) {
     S* out = C + m * ldc;
     if (ncols == W) {
-      if (acc) {
-        for (int v = 0; v < kPanelVecs; ++v) {
-          V o;
-          std::memcpy(&o, out + v * L, sizeof(V));
-          o += c[0][m][v];
-          std::memcpy(out + v * L, &o, sizeof(V));
-        }
-      } else {
-        std::memcpy(out, c[0][m], sizeof(V) * kPanelVecs);
+      for (int v = 0; v < kPanelVecs; ++v) {
+        VU* o = reinterpret_cast<VU*>(out + v * L);
+        *o = acc ? *o + c[0][m][v] : c[0][m][v];
       }
     } else {
-      S tmp[W];
-      std::memcpy(tmp, c[0][m], sizeof tmp);
+      alignas(64) S tmp[W];
+      for (int v = 0; v < kPanelVecs; ++v) *reinterpret_cast<V*>(tmp + v * L) = c[0][m][v];
       for (int64_t j = 0; j < ncols; ++j) out[j] = acc ? out[j] + tmp[j] : tmp[j];
     }
   }
 }
 
+// C (m x n) (+)= A (m x k) . panels (k x n).
 template <typename S>
 void own_mul(int64_t m, int64_t k, int64_t n, const S* A, int64_t lda, const S* panels, S* C,
              int64_t ldc, bool acc) {
   constexpr int W = kPanelVecs * V64<S>::L;
+  // row blocks of at most 6, as even as possible (32 rows: 6 6 5 5 5 5, not 6 6 6 6 6 2); each
+  // panel is read once and serves every row block
+  const int64_t nb = (m + 5) / 6;
   for (int64_t p = 0; p * W < n; ++p) {
     const S* Bp = panels + p * k * W;
     const int64_t ncols = std::min<int64_t>(W, n - p * W);
-    // row blocks of at most 6, as even as possible (32 rows: 6 6 5 5 5 5, not 6 6 6 6 6 2)
-    const int64_t nb = (m + 5) / 6;
     for (int64_t q = 0, r = 0; q < nb; ++q) {
       const int64_t mr = m / nb + (q < m % nb ? 1 : 0);
       const S* a = A + r * lda;
@@ -158,6 +157,25 @@ void own_mul(int64_t m, int64_t k, int64_t n, const S* A, int64_t lda, const S* 
         default: micro<S, 1>(k, a, lda, Bp, c, ldc, ncols, acc); break;
       }
       r += mr;
+    }
+  }
+}
+
+// B (k x n, row-major, ldb) into panels of W columns: dst (ceil(n / W), k, W), zero padded.
+template <typename S>
+void pack_panels(bool transB, int64_t k, int64_t n, const S* B, int64_t ldb, S* dst) {
+  constexpr int W = kPanelVecs * V64<S>::L;
+  for (int64_t p = 0; p * W < n; ++p) {
+    S* d = dst + p * k * W;
+    const int64_t cols = std::min<int64_t>(W, n - p * W);
+    for (int64_t kk = 0; kk < k; ++kk) {
+      S* row = d + kk * W;
+      if (transB) {
+        for (int64_t j = 0; j < cols; ++j) row[j] = B[(p * W + j) * ldb + kk];
+      } else {
+        std::memcpy(row, B + kk * ldb + p * W, sizeof(S) * cols);
+      }
+      for (int64_t j = cols; j < W; ++j) row[j] = S(0);
     }
   }
 }
@@ -267,14 +285,7 @@ PackedB<S>::PackedB(bool transB, int64_t k, int64_t n, const S* B, int64_t ldb, 
   if (max_m <= own_rows_limit() && (max_m <= 8 || np * W * 4 <= n * 5)) {
     own_max_m_ = max_m;
     panels_ = aligned_array<S>(np * k * W);
-    for (int64_t p = 0; p < np; ++p) {
-      S* dst = panels_ + p * k * W;
-      for (int64_t kk = 0; kk < k; ++kk)
-        for (int64_t j = 0; j < W; ++j) {
-          const int64_t col = p * W + j;
-          dst[kk * W + j] = col < n ? (transB ? B[col * ldb + kk] : B[kk * ldb + col]) : S(0);
-        }
-    }
+    pack_panels<S>(transB, k, n, B, ldb, panels_);
     return;
   }
   if constexpr (sizeof(S) == 4) {

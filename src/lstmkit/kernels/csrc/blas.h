@@ -35,6 +35,9 @@ class PackedB {
   PackedB& operator=(const PackedB&) = delete;
   // accumulate: C += A . op(B), else C = A . op(B). Safe to call from several threads at once.
   void mul(int64_t m, const S* A, int64_t lda, S* C, int64_t ldc, bool accumulate) const;
+  // Rows per product that keep the product's output in L1 for the caller's next pass: one register
+  // block with lstmkit's kernel; with the BLAS, as many as possible.
+  int64_t chunk_rows() const { return panels_ != nullptr ? 6 : (int64_t(1) << 40); }
 
  private:
   bool transB_;

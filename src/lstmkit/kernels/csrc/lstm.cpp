@@ -22,8 +22,9 @@ constexpr double kLnEps = 1e-5;  // cells/lstm.py LN_EPS
 // activations [i | f | g | o]. cp (H) is c_{t-1}; cn (H) receives c_t; m (H) receives o * act(c_t)
 // (h_t before projection and zoneout).
 
-// Fast path: sigmoid gates, tanh activations, all gates present, no gate recurrence. With LN (layer
-// norm), z is formed on the fly from the raw projections xw, hw and their statistics ln_st =
+// Fast path: sigmoid gates, tanh activations, all gates present, no gate recurrence. z = xw + hw + b
+// is formed on the fly (hw = h W_hh^T of this step, in a warm per-thread buffer); with LN (layer
+// norm), from the raw projections xw, hw and their statistics ln_st =
 // [mean_ih, rstd_ih, mean_hh, rstd_hh], and c_t is normalised before the output activation (a second
 // short pass, after the row statistics, which go to ln_st[4], ln_st[5]).
 template <typename S, bool PEEP, bool COUPLED, bool LN>
@@ -41,10 +42,10 @@ inline void cell_forward_fast(int64_t H, S* z, const S* b, const S* cp, const S*
     mh = ln_st[2];
     rh = ln_st[3];
   }
-  // pre-activation of gate q at unit j
-  auto pre = [&](int64_t q, int64_t j) {
+  // pre-activation of gate q at unit j (z holds x W_ih^T without layer norm)
+  auto pre = [&](int64_t q, int64_t j) __attribute__((always_inline)) {
     const int64_t c = q * H + j;
-    return LN ? (xw[c] - mx) * rx * gih[c] + (hw[c] - mh) * rh * ghh[c] + b[c] : z[c] + b[c];
+    return LN ? (xw[c] - mx) * rx * gih[c] + (hw[c] - mh) * rh * ghh[c] + b[c] : z[c] + hw[c] + b[c];
   };
 #pragma omp simd
   for (int64_t j = 0; j < H; ++j) {
@@ -153,6 +154,11 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
   const S* bias = a.bias != nullptr ? a.bias : zero_bias;
   S* R = fgr ? scratch<S>(4, rows * H3) : nullptr;  // (rows, 3H) W_gr a_{t-1}
   S* tmp = scratch<S>(5, H);
+  // The rows are processed in chunks: the chunk's h W_hh^T (chunk, 4H), then at once its pointwise
+  // pass, so the product is still in L1 when it is read (a warm buffer, reused; with layer norm the
+  // product is kept for backward instead).
+  const int64_t nch = (rows + std::min(rows, whh.chunk_rows()) - 1) / std::min(rows, whh.chunk_rows());
+  S* hw_step = ln ? nullptr : scratch<S>(6, ((rows + nch - 1) / nch) * G4);
 
   for (int64_t t = 0; t < T; ++t) {
     const S* hprev = a.h_all + (t * N + r0) * P;  // h_{t-1} of this block (rows, P)
@@ -164,67 +170,73 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
       for (int64_t j = 0; j < rows * P; ++j) dst[j] = hprev[j] * mk[j];
       hin = dst;
     }
-    S* g = a.gates + (t * N + r0) * G4;  // (rows, 4H): x W_ih^T of all steps, computed up front
-    if (ln) whh.mul(rows, hin, P, a.hw + (t * N + r0) * G4, G4, false);
-    else whh.mul(rows, hin, P, g, G4, true);  // z = x W_ih^T + h W_hh^T
-    if (fgr) wgr->mul(rows, a.a + (t * N + r0) * H3, H3, R, H3, false);
+    for (int64_t q = 0, c0 = r0; q < nch; ++q) {
+      const int64_t cr = rows / nch + (q < rows % nch ? 1 : 0);  // rows [c0, c0 + cr)
+      S* hw_rows = ln ? a.hw + (t * N + c0) * G4 : hw_step;
+      whh.mul(cr, hin + (c0 - r0) * P, P, hw_rows, G4, false);
+      if (fgr) wgr->mul(cr, a.a + (t * N + c0) * H3, H3, R + (c0 - r0) * H3, H3, false);
 
-    for (int64_t n = r0; n < blk.r1; ++n) {
-      const int64_t row = t * N + n;
-      S* z = a.gates + row * G4;
-      S* cz = a.c + row * H;
-      S* cn = a.c_new + row * H;
-      S* m = proj ? a.m + row * H : a.h_all + (row + N) * P;
-      if (!valid(a.lengths, t, n)) {  // padding: state carried (read from the last real step), zeros out
-        zero(z, G4);
-        zero(cz, H);
-        if (cn != cz) zero(cn, H);
-        zero(m, H);
-        if (proj) zero(a.h_all + (row + N) * P, P);
-        if (fgr) zero(a.a + (row + N) * H3, H3);
-        continue;
-      }
-      const S* cp = t == 0 ? a.c0 + n * H : a.c + (row - N) * H;
-      S* st = ln ? a.stats + row * 6 : nullptr;
-      const S* xw = ln ? a.xw + row * G4 : nullptr;  // raw projections (layer norm), kept for backward
-      const S* hw = ln ? a.hw + row * G4 : nullptr;
-      if (ln) {
-        st[1] = layer_norm_stats<S>(xw, G4, kLnEps, &st[0]);
-        st[3] = layer_norm_stats<S>(hw, G4, kLnEps, &st[2]);
-      }
-      if constexpr (sizeof(S) == 4) if (fast) {
-#define LSTMKIT_FWD(PE, CO, LN)                                                                    \
-  cell_forward_fast<S, PE, CO, LN>(H, z, bias, cp, a.w_peep, cn, m, xw, hw, a.ln_ih, a.ln_hh, a.ln_cw, \
-                                   a.ln_cb, st)
+      for (int64_t n = c0; n < c0 + cr; ++n) {
+        const int64_t row = t * N + n;
+        S* z = a.gates + row * G4;
+        S* cz = a.c + row * H;
+        S* cn = a.c_new + row * H;
+        S* m = proj ? a.m + row * H : a.h_all + (row + N) * P;
+        if (!valid(a.lengths, t, n)) {  // padding: state carried (read from the last real step), zeros out
+          zero(z, G4);
+          zero(cz, H);
+          if (cn != cz) zero(cn, H);
+          zero(m, H);
+          if (proj) zero(a.h_all + (row + N) * P, P);
+          if (fgr) zero(a.a + (row + N) * H3, H3);
+          continue;
+        }
+        const S* cp = t == 0 ? a.c0 + n * H : a.c + (row - N) * H;
+        S* st = ln ? a.stats + row * 6 : nullptr;
+        const S* xw = ln ? a.xw + row * G4 : nullptr;  // raw projections (layer norm), kept for backward
+        const S* hw = hw_rows + (n - c0) * G4;
         if (ln) {
-          if (peep) coupled ? LSTMKIT_FWD(true, true, true) : LSTMKIT_FWD(true, false, true);
-          else coupled ? LSTMKIT_FWD(false, true, true) : LSTMKIT_FWD(false, false, true);
-        } else {
-          if (peep) coupled ? LSTMKIT_FWD(true, true, false) : LSTMKIT_FWD(true, false, false);
-          else coupled ? LSTMKIT_FWD(false, true, false) : LSTMKIT_FWD(false, false, false);
+          st[1] = layer_norm_stats<S>(xw, G4, kLnEps, &st[0]);
+          st[3] = layer_norm_stats<S>(hw, G4, kLnEps, &st[2]);
         }
+        if constexpr (sizeof(S) == 4) if (fast) {
+#define LSTMKIT_FWD(PE, CO, LN)                                                                    \
+    cell_forward_fast<S, PE, CO, LN>(H, z, bias, cp, a.w_peep, cn, m, xw, hw, a.ln_ih, a.ln_hh, a.ln_cw, \
+                                     a.ln_cb, st)
+          if (ln) {
+            if (peep) coupled ? LSTMKIT_FWD(true, true, true) : LSTMKIT_FWD(true, false, true);
+            else coupled ? LSTMKIT_FWD(false, true, true) : LSTMKIT_FWD(false, false, true);
+          } else {
+            if (peep) coupled ? LSTMKIT_FWD(true, true, false) : LSTMKIT_FWD(true, false, false);
+            else coupled ? LSTMKIT_FWD(false, true, false) : LSTMKIT_FWD(false, false, false);
+          }
 #undef LSTMKIT_FWD
-      }
-      if (!fast) {
-        if (ln) {  // z = LN(x W_ih^T) g_ih + LN(h W_hh^T) g_hh (+ b in the cell)
-          const S mx = st[0], rx = st[1], mh = st[2], rh = st[3];
-#pragma omp simd
-          for (int64_t j = 0; j < G4; ++j)
-            z[j] = (xw[j] - mx) * rx * a.ln_ih[j] + (hw[j] - mh) * rh * a.ln_hh[j];
         }
-        cell_forward_generic<S>(k, z, a.bias, cp, a.w_peep, fgr ? R + (n - r0) * H3 : nullptr,
-                                a.ln_cw, a.ln_cb, cn, m, st ? st + 4 : nullptr, tmp);
-      }
-      if (a.zone_c != nullptr) {  // zoneout: c_t = k c_{t-1} + (1 - k) c_t
-        const S* kc = a.zone_c + row * H;
+        if (!fast) {
+          if (ln) {  // z = LN(x W_ih^T) g_ih + LN(h W_hh^T) g_hh (+ b in the cell)
+            const S mx = st[0], rx = st[1], mh = st[2], rh = st[3];
 #pragma omp simd
-        for (int64_t j = 0; j < H; ++j) cz[j] = kc[j] * cp[j] + (S(1) - kc[j]) * cn[j];
+            for (int64_t j = 0; j < G4; ++j)
+              z[j] = (xw[j] - mx) * rx * a.ln_ih[j] + (hw[j] - mh) * rh * a.ln_hh[j];
+          } else {  // z = x W_ih^T + h W_hh^T (+ b in the cell)
+#pragma omp simd
+            for (int64_t j = 0; j < G4; ++j) z[j] += hw[j];
+          }
+          cell_forward_generic<S>(k, z, a.bias, cp, a.w_peep, fgr ? R + (n - r0) * H3 : nullptr,
+                                  a.ln_cw, a.ln_cb, cn, m, st ? st + 4 : nullptr, tmp);
+        }
+        if (a.zone_c != nullptr) {  // zoneout: c_t = k c_{t-1} + (1 - k) c_t
+          const S* kc = a.zone_c + row * H;
+#pragma omp simd
+          for (int64_t j = 0; j < H; ++j) cz[j] = kc[j] * cp[j] + (S(1) - kc[j]) * cn[j];
+        }
+        if (fgr) {  // a_t = [i; f; o]
+          S* an = a.a + (row + N) * H3;
+          std::memcpy(an, z, sizeof(S) * 2 * H);
+          std::memcpy(an + 2 * H, z + 3 * H, sizeof(S) * H);
+        }
       }
-      if (fgr) {  // a_t = [i; f; o]
-        S* an = a.a + (row + N) * H3;
-        std::memcpy(an, z, sizeof(S) * 2 * H);
-        std::memcpy(an + 2 * H, z + 3 * H, sizeof(S) * H);
-      }
+      c0 += cr;
     }
     S* hn = a.h_all + ((t + 1) * N + r0) * P;  // (rows, P)
     if (proj) whr->mul(rows, a.m + (t * N + r0) * H, H, hn, P, false);  // h_t = m W_hr^T
@@ -510,6 +522,8 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
   S* dcn = chat + H;
   S* dzrow = dcn + H;
   if (fgr) zero(da, rows * H3);
+  const int64_t chunk = std::min(rows, whh.chunk_rows());
+  const int64_t nch = (rows + chunk - 1) / chunk;
 
   for (int64_t t = T - 1; t >= 0; --t) {
     // dL/dh_t = carried + dy_t; split by zoneout into the new value's share and h_{t-1}'s share
@@ -547,68 +561,75 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
       dm = dm_buf;
     }
 
-    for (int64_t n = r0; n < blk.r1; ++n) {
-      const int64_t row = t * N + n, rr = n - r0;
-      S* dzh = w.dzh + row * G4;
-      if (!valid(a.lengths, t, n)) {
-        zero(dzh, G4);
-        if (ln) zero(w.dxw + row * G4, G4);
-        if (fgr) zero(w.dzifo + row * H3, H3);
-        continue;
-      }
-      const S* gt = a.gates + row * G4;
-      const S* cp = t == 0 ? a.c0 + n * H : a.c + (row - N) * H;
-      const S* cn = a.c_new + row * H;
-      S* dz = ln ? dzrow : dzh;
-      const S* st = ln ? a.stats + row * 6 : nullptr;
-      if constexpr (sizeof(S) == 4) if (fast) {
-#define LSTMKIT_BWD(PE, CO, LN)                                                                    \
-  cell_backward_fast<S, PE, CO, LN>(H, gt, cp, cn, a.w_peep, dm + rr * H, dc + rr * H, dz, acc.dpp, \
-                                    a.ln_cw, a.ln_cb, st ? st + 4 : nullptr, acc.dlcw, acc.dlcb, y, chat)
-        if (ln) {
-          if (peep) coupled ? LSTMKIT_BWD(true, true, true) : LSTMKIT_BWD(true, false, true);
-          else coupled ? LSTMKIT_BWD(false, true, true) : LSTMKIT_BWD(false, false, true);
-        } else {
-          if (peep) coupled ? LSTMKIT_BWD(true, true, false) : LSTMKIT_BWD(true, false, false);
-          else coupled ? LSTMKIT_BWD(false, true, false) : LSTMKIT_BWD(false, false, false);
+    // in chunks: the chunk's pointwise pass, then at once its dz W_hh (dz still in L1)
+    for (int64_t q = 0, c0 = r0; q < nch; ++q) {
+      const int64_t cr = rows / nch + (q < rows % nch ? 1 : 0);  // rows [c0, c0 + cr)
+      for (int64_t n = c0; n < c0 + cr; ++n) {
+        const int64_t row = t * N + n, rr = n - r0;
+        S* dzh = w.dzh + row * G4;
+        if (!valid(a.lengths, t, n)) {
+          zero(dzh, G4);
+          if (ln) zero(w.dxw + row * G4, G4);
+          if (fgr) zero(w.dzifo + row * H3, H3);
+          continue;
         }
+        const S* gt = a.gates + row * G4;
+        const S* cp = t == 0 ? a.c0 + n * H : a.c + (row - N) * H;
+        const S* cn = a.c_new + row * H;
+        S* dz = ln ? dzrow : dzh;
+        const S* st = ln ? a.stats + row * 6 : nullptr;
+        if constexpr (sizeof(S) == 4) if (fast) {
+#define LSTMKIT_BWD(PE, CO, LN)                                                                    \
+    cell_backward_fast<S, PE, CO, LN>(H, gt, cp, cn, a.w_peep, dm + rr * H, dc + rr * H, dz, acc.dpp, \
+                                      a.ln_cw, a.ln_cb, st ? st + 4 : nullptr, acc.dlcw, acc.dlcb, y, chat)
+          if (ln) {
+            if (peep) coupled ? LSTMKIT_BWD(true, true, true) : LSTMKIT_BWD(true, false, true);
+            else coupled ? LSTMKIT_BWD(false, true, true) : LSTMKIT_BWD(false, false, true);
+          } else {
+            if (peep) coupled ? LSTMKIT_BWD(true, true, false) : LSTMKIT_BWD(true, false, false);
+            else coupled ? LSTMKIT_BWD(false, true, false) : LSTMKIT_BWD(false, false, false);
+          }
 #undef LSTMKIT_BWD
-      }
-      if (!fast) {
-        cell_backward<S>(k, gt, cp, cn, a.zone_c ? a.zone_c + row * H : nullptr, a.w_peep, a.ln_cw,
-                         a.ln_cb, st ? st + 4 : nullptr, dm + rr * H, dc + rr * H, dz,
-                         fgr ? da + rr * H3 : nullptr, b.dtrace, row, acc.dpp, acc.dlcw, acc.dlcb, y,
-                         chat, dcn);
-      }
-      if (ln) {
-        projection_ln_backward<S>(G4, dz, a.xw + row * G4, a.hw + row * G4, st, a.ln_ih, a.ln_hh,
-                                  w.dxw + row * G4, dzh, acc.dlih, acc.dlhh, acc.db);
-      } else {
-        S* db = acc.db;
+        }
+        if (!fast) {
+          cell_backward<S>(k, gt, cp, cn, a.zone_c ? a.zone_c + row * H : nullptr, a.w_peep, a.ln_cw,
+                           a.ln_cb, st ? st + 4 : nullptr, dm + rr * H, dc + rr * H, dz,
+                           fgr ? da + rr * H3 : nullptr, b.dtrace, row, acc.dpp, acc.dlcw, acc.dlcb, y,
+                           chat, dcn);
+        }
+        if (ln) {
+          projection_ln_backward<S>(G4, dz, a.xw + row * G4, a.hw + row * G4, st, a.ln_ih, a.ln_hh,
+                                    w.dxw + row * G4, dzh, acc.dlih, acc.dlhh, acc.db);
+        } else {
+          S* db = acc.db;
 #pragma omp simd
-        for (int64_t j = 0; j < G4; ++j) db[j] += dz[j];
+          for (int64_t j = 0; j < G4; ++j) db[j] += dz[j];
+        }
+        if (fgr) {
+          S* d = w.dzifo + row * H3;
+          std::memcpy(d, dz, sizeof(S) * 2 * H);
+          std::memcpy(d + 2 * H, dz + 3 * H, sizeof(S) * H);
+        }
       }
-      if (fgr) {
-        S* d = w.dzifo + row * H3;
-        std::memcpy(d, dz, sizeof(S) * 2 * H);
-        std::memcpy(d + 2 * H, dz + 3 * H, sizeof(S) * H);
-      }
-    }
 
-    // dL/dh_{t-1} = zoneout share + (dz W_hh) * mask
-    whh.mul(rows, w.dzh + (t * N + r0) * G4, G4, rec, P, false);
-    for (int64_t n = r0; n < blk.r1; ++n) {
-      if (!valid(a.lengths, t, n)) continue;  // padding: dL/dh carried unchanged
-      const int64_t rr = n - r0;
-      S* dht = dh + rr * P;
-      const S* r = rec + rr * P;
-      const S* kh = a.zone_h ? a.zone_h + (t * N + n) * P : nullptr;
-      const S* mk = a.rec_mask ? a.rec_mask + n * P : nullptr;
+      // dL/dh_{t-1} = zoneout share + (dz W_hh) * mask
+      whh.mul(cr, w.dzh + (t * N + c0) * G4, G4, rec + (c0 - r0) * P, P, false);
+      for (int64_t n = c0; n < c0 + cr; ++n) {
+        if (!valid(a.lengths, t, n)) continue;  // padding: dL/dh carried unchanged
+        const int64_t rr = n - r0;
+        S* dht = dh + rr * P;
+        const S* r = rec + rr * P;
+        const S* kh = a.zone_h ? a.zone_h + (t * N + n) * P : nullptr;
+        const S* mk = a.rec_mask ? a.rec_mask + n * P : nullptr;
 #pragma omp simd
-      for (int64_t j = 0; j < P; ++j)
-        dht[j] = (kh ? kh[j] * dht[j] : S(0)) + (mk ? r[j] * mk[j] : r[j]);
+        for (int64_t j = 0; j < P; ++j)
+          dht[j] = (kh ? kh[j] * dht[j] : S(0)) + (mk ? r[j] * mk[j] : r[j]);
+      }
+      if (fgr) {  // dL/da_{t-1}
+        wgr->mul(cr, w.dzifo + (t * N + c0) * H3, H3, da + (c0 - r0) * H3, H3, false);
+      }
+      c0 += cr;
     }
-    if (fgr) wgr->mul(rows, w.dzifo + (t * N + r0) * H3, H3, da, H3, false);  // dL/da_{t-1}
   }
 }
 

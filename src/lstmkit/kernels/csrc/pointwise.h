@@ -20,7 +20,10 @@ namespace lstmkit {
 enum Act : int { kSigmoid = 0, kTanh = 1, kIdentity = 2, kRelu = 3, kHardSigmoid = 4, kSoftsign = 5 };
 
 // ---- scalar building blocks ---------------------------------------------------------------------
-inline float exp_approx(float x) {
+// Always inlined: inside `omp simd` loops a call would stop the loop from being vectorised.
+#define LSTMKIT_INLINE inline __attribute__((always_inline))
+
+LSTMKIT_INLINE float exp_approx(float x) {
   x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
   const float n = std::floor(x * 1.44269504088896341f + 0.5f);
   const float r = x - n * 0.693359375f + n * 2.12194440e-4f;  // x - n ln2, in two parts (Cephes)
@@ -37,7 +40,7 @@ inline float exp_approx(float x) {
   return p * scale;
 }
 
-inline float tanh_approx(float a) {
+LSTMKIT_INLINE float tanh_approx(float a) {
   // Eigen's generic_fast_tanh_float: odd 13/6 rational fit on [-7.905, 7.905], identity near 0.
   const float x = a < -7.90531110763549805f ? -7.90531110763549805f
                                             : (a > 7.90531110763549805f ? 7.90531110763549805f : a);
@@ -59,20 +62,20 @@ inline float tanh_approx(float a) {
 }
 
 template <typename S> inline S sigm(S x);
-template <> inline float sigm<float>(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
-template <> inline double sigm<double>(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+template <> LSTMKIT_INLINE float sigm<float>(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
+template <> LSTMKIT_INLINE double sigm<double>(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
 template <typename S> inline S tanhx(S x);
-template <> inline float tanhx<float>(float x) { return tanh_approx(x); }
-template <> inline double tanhx<double>(double x) { return std::tanh(x); }
+template <> LSTMKIT_INLINE float tanhx<float>(float x) { return tanh_approx(x); }
+template <> LSTMKIT_INLINE double tanhx<double>(double x) { return std::tanh(x); }
 
-template <typename S> inline S hard_sigm(S x) {
+template <typename S> LSTMKIT_INLINE S hard_sigm(S x) {
   S y = x + S(3);
   y = y < S(0) ? S(0) : (y > S(6) ? S(6) : y);
   return y * S(1.0 / 6.0);
 }
 
-template <typename S> inline S softsign(S x) { return x / (S(1) + std::fabs(x)); }
+template <typename S> LSTMKIT_INLINE S softsign(S x) { return x / (S(1) + std::fabs(x)); }
 
 // ---- whole arrays ---------------------------------------------------------------------------------
 // y[j] = act(x[j]) for j < n (in place allowed). The switch is outside the loops so each loop vectorises.
