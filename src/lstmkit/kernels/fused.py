@@ -179,69 +179,66 @@ def _needs_mask(flags) -> int:
 class LSTMFunction(torch.autograd.Function):
     """One LSTM layer and direction over the whole sequence.
 
-    apply(config, want_trace, x, h0, c0, lengths, rec_mask, zone_c, zone_h, *LSTMParams) returns
-    y (T, N, P), h_n (N, P), c_n (N, H) and, with want_trace, i, f, g, o, c (T, N, H) each (views of
-    the saved gate buffer: the trace costs nothing beyond what backward keeps anyway).
+    apply(config, x, h0, c0, lengths, rec_mask, zone_c, zone_h, *LSTMParams) returns h_all
+    (T + 1, N, P) (h0, then every h_t: the output y is ``h_all[1:]``), h_n (N, P), c_n (N, H), the
+    gate activations (T, N, 4H) and the cell states (T, N, H). The trace is sliced from these
+    outputs outside the Function (:func:`lstm_direction`), so it costs nothing beyond what backward
+    keeps anyway, its gradients flow, and an in-place change to y or a trace tensor is caught by
+    autograd's version check at backward time, as with torch's own LSTM.
     """
 
     @staticmethod
-    def forward(ctx, config, want_trace, x, h0, c0, lengths, rec_mask, zone_c, zone_h, *params):
-        outs = _ops().lstm_forward(x, h0, c0, *params, lengths, rec_mask, zone_c, zone_h,
-                                              config)
-        y, h_n, c_n, gates, c = outs[:5]
+    def forward(ctx, config, x, h0, c0, lengths, rec_mask, zone_c, zone_h, *params):
+        outs = _ops().lstm_forward(x, h0, c0, *params, lengths, rec_mask, zone_c, zone_h, config)
+        _, h_n, c_n, gates, c, _, h_all = outs[:7]
         ctx.set_materialize_grads(False)
         ctx.config = config
         ctx.save_for_backward(x, h0, c0, lengths, rec_mask, zone_c, zone_h, *params, *outs[3:])
-        if not want_trace:
-            return y, h_n, c_n
-        T, N, H = c.shape
-        return (y, h_n, c_n) + tuple(gates.view(T, N, 4, H).unbind(2)) + (c,)
+        return h_all, h_n, c_n, gates, c
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, dy, dh_n, dc_n, *dtrace):
+    def backward(ctx, dh_all, dh_n, dc_n, dgates, dc):
         saved = ctx.saved_tensors
         x, h0, c0, lengths, rec_mask, zone_c, zone_h = saved[:7]
         params, kept = saved[7:18], saved[18:]
-        needs = ctx.needs_input_grad  # (config, want_trace, x, h0, c0, lengths, masks x3, *params)
-        mask = _needs_mask((needs[2], needs[3], needs[4]) + tuple(needs[9:20]))
-        grads = [_c(g) for g in (dy, dh_n, dc_n)] + [_c(g) for g in dtrace] + [None] * (5 - len(dtrace))
+        needs = ctx.needs_input_grad  # (config, x, h0, c0, lengths, masks x3, *params)
+        mask = _needs_mask((needs[1], needs[2], needs[3]) + tuple(needs[8:19]))
+        dy = None if dh_all is None else dh_all[1:]
+        grads = [_c(dy), _c(dh_n), _c(dc_n), _c(dgates), _c(dc)]
         out = _ops().lstm_backward(x, h0, c0, *params, lengths, rec_mask, zone_c, zone_h,
-                                              list(kept), grads, list(ctx.config) + [mask])
+                                   list(kept), grads, list(ctx.config) + [mask])
         dx, dh0, dc0 = out[:3]
-        return (None, None, dx if needs[2] else None, dh0 if needs[3] else None,
-                dc0 if needs[4] else None, None, None, None, None) + tuple(
-            g if n else None for g, n in zip(out[3:], needs[9:20]))
+        return (None, dx if needs[1] else None, dh0 if needs[2] else None,
+                dc0 if needs[3] else None, None, None, None, None) + tuple(
+            g if n else None for g, n in zip(out[3:], needs[8:19]))
 
 
 class GRUFunction(torch.autograd.Function):
-    """One GRU layer and direction: apply(want_trace, x, h0, lengths, rec_mask, zone_h, *GRUParams)
-    returns y (T, N, H), h_n (N, H) and, with want_trace, r, z, n (T, N, H) views."""
+    """One GRU layer and direction: apply(x, h0, lengths, rec_mask, zone_h, *GRUParams) returns
+    h_all (T + 1, N, H) (y is ``h_all[1:]``), h_n (N, H) and the gate activations (T, N, 3H)."""
 
     @staticmethod
-    def forward(ctx, want_trace, x, h0, lengths, rec_mask, zone_h, *params):
+    def forward(ctx, x, h0, lengths, rec_mask, zone_h, *params):
         outs = _ops().gru_forward(x, h0, *params, lengths, rec_mask, zone_h)
-        y, h_n, gates = outs[:3]
+        _, h_n, gates, _, h_all = outs[:5]
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(x, h0, lengths, rec_mask, zone_h, *params, *outs[2:])
-        if not want_trace:
-            return y, h_n
-        T, N, G = gates.shape
-        return (y, h_n) + tuple(gates.view(T, N, 3, G // 3).unbind(2))
+        return h_all, h_n, gates
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, dy, dh_n, *dtrace):
+    def backward(ctx, dh_all, dh_n, dgates):
         saved = ctx.saved_tensors
         x, h0, lengths, rec_mask, zone_h = saved[:5]
         params, kept = saved[5:9], saved[9:]
-        needs = ctx.needs_input_grad  # (want_trace, x, h0, lengths, rec_mask, zone_h, *params)
-        mask = _needs_mask((needs[1], needs[2]) + tuple(needs[6:10]))
-        grads = [_c(dy), _c(dh_n)] + [_c(g) for g in dtrace] + [None] * (3 - len(dtrace))
+        needs = ctx.needs_input_grad  # (x, h0, lengths, rec_mask, zone_h, *params)
+        mask = _needs_mask((needs[0], needs[1]) + tuple(needs[5:9]))
+        dy = None if dh_all is None else dh_all[1:]
         out = _ops().gru_backward(x, h0, *params, lengths, rec_mask, zone_h, list(kept),
-                                             grads, [mask])
-        return (None, out[0] if needs[1] else None, out[1] if needs[2] else None, None, None,
-                None) + tuple(g if n else None for g, n in zip(out[2:], needs[6:10]))
+                                  [_c(dy), _c(dh_n), _c(dgates)], [mask])
+        return (out[0] if needs[0] else None, out[1] if needs[1] else None, None, None,
+                None) + tuple(g if n else None for g, n in zip(out[2:], needs[5:9]))
 
 
 # ---- the contract of kernels/reference.py --------------------------------------------------------------
@@ -280,16 +277,15 @@ def lstm_direction(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, opts: LSTMO
     args = (x.contiguous(), h0.contiguous(), c0.contiguous(), _lengths(lengths, x.shape[0]),
             _c(rec_mask), _c(zoneout_c), _c(zoneout_h)) + tuple(_c(t) for t in p)
     if _wants_grad(*args):
-        out = LSTMFunction.apply(config, want_trace, *args)
+        h_all, h_n, c_n, gates, c = LSTMFunction.apply(config, *args)
     else:
-        x_, h0_, c0_, lens, rec, zc, zh = args[:7]
-        res = _ops().lstm_forward(x_, h0_, c0_, *args[7:], lens, rec, zc, zh, config)
-        out = tuple(res[:3])
-        if want_trace:
-            T, N, H = res[4].shape
-            out = out + tuple(res[3].view(T, N, 4, H).unbind(2)) + (res[4],)
-    trace = dict(zip(("i", "f", "g", "o", "c"), out[3:])) if want_trace else None
-    return out[0], out[1], out[2], trace
+        res = _ops().lstm_forward(*args[:3], *args[7:], *args[3:7], config)
+        h_n, c_n, gates, c, h_all = res[1], res[2], res[3], res[4], res[6]
+    trace = None
+    if want_trace:
+        T, N, H = c.shape
+        trace = dict(zip(("i", "f", "g", "o"), gates.view(T, N, 4, H).unbind(2)), c=c)
+    return h_all[1:], h_n, c_n, trace
 
 
 def gru_direction(x: Tensor, h0: Tensor, p: GRUParams, lengths: Optional[Tensor] = None,
@@ -303,12 +299,12 @@ def gru_direction(x: Tensor, h0: Tensor, p: GRUParams, lengths: Optional[Tensor]
     args = (x.contiguous(), h0.contiguous(), _lengths(lengths, x.shape[0]), _c(rec_mask),
             _c(zoneout_h)) + tuple(_c(t) for t in p)
     if _wants_grad(*args):
-        out = GRUFunction.apply(want_trace, *args)
+        h_all, h_n, gates = GRUFunction.apply(*args)
     else:
         res = _ops().gru_forward(args[0], args[1], *args[5:], *args[2:5])
-        out = tuple(res[:2])
-        if want_trace:
-            T, N, G = res[2].shape
-            out = out + tuple(res[2].view(T, N, 3, G // 3).unbind(2))
-    trace = dict(zip(("r", "z", "n"), out[2:])) if want_trace else None
-    return out[0], out[1], trace
+        h_n, gates, h_all = res[1], res[2], res[4]
+    trace = None
+    if want_trace:
+        T, N, G = gates.shape
+        trace = dict(zip(("r", "z", "n"), gates.view(T, N, 3, G // 3).unbind(2)))
+    return h_all[1:], h_n, trace

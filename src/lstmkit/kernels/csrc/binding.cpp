@@ -13,13 +13,14 @@
 //              input_act, output_act])
 //   -> [y (T,N,P), h_n (N,P), c_n (N,H), gates (T,N,4H), c (T,N,H), c_new (T,N,H), h_all (T+1,N,P),
 //       h_in?, m?, a?, xw?, hw?, stats?]            (see LstmForward in fused.h; ? = None)
-// lstm_backward(the 18 inputs of lstm_forward, saved = results [3:13], grads = [dy, dh_n, dc_n,
-//               d gates i, f, g, o, d c] (each may be None), config [flags, acts x3, needs])
+// lstm_backward(the 18 inputs of lstm_forward, saved = results [3:13], grads = [dy (T,N,P), dh_n,
+//               dc_n, d gates (T,N,4H), d c (T,N,H)] (each may be None), config [flags, acts x3,
+//               needs])
 //   -> [dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, dw_peep, dw_gr, dln_ih, dln_hh, dln_cw,
 //       dln_cb]; bit q of `needs` asks for gradient q (x = bit 0 ... ln_cb = bit 13), None otherwise.
 // gru_forward(x, h0 (N,H), w_ih (3H,I), w_hh (3H,H), b_ih?, b_hh? (3H), lengths?, rec_mask? (N,H),
 //             zone_h? (T,N,H)) -> [y, h_n, gates (T,N,3H), hn (T,N,H), h_all (T+1,N,H), h_in?]
-// gru_backward(the 9 inputs, saved = results [2:6], grads = [dy, dh_n, d r, d z, d n], config
+// gru_backward(the 9 inputs, saved = results [2:6], grads = [dy, dh_n, d gates (T,N,3H)], config
 //              [needs]) -> [dx, dh0, dw_ih, dw_hh, db_ih, db_hh]
 // info() -> "<blas backend>"
 #include <ATen/Dispatch.h>
@@ -274,8 +275,8 @@ std::vector<Tensor> lstm_backward_op(const Tensor& x, const Tensor& h0, const Te
                                      const OptT& rec_mask, const OptT& zone_c, const OptT& zone_h,
                                      const Tensors& saved, const Tensors& grads,
                                      at::IntArrayRef config) {
-  TORCH_CHECK(config.size() >= 5 && saved.size() == 10 && grads.size() == 8,
-              "lstmkit fused: lstm_backward expects 10 saved tensors, 8 gradients and a 5-entry config");
+  TORCH_CHECK(config.size() >= 5 && saved.size() == 10 && grads.size() == 5,
+              "lstmkit fused: lstm_backward expects 10 saved tensors, 5 gradients and a 5-entry config");
   const int64_t needs = config[4];
   auto need = [&](int q) { return (needs >> q) & 1; };
   const Tensor bias = bias_sum(b_ih, b_hh);
@@ -293,13 +294,14 @@ std::vector<Tensor> lstm_backward_op(const Tensor& x, const Tensor& h0, const Te
       keep[q] = opt_at(saved, q);
       *sv[q] = keep[q].defined() ? const_cast<S*>(ptr<S>(keep[q], "saved", dt)) : nullptr;
     }
-    std::vector<Tensor> g(8);
-    for (size_t q = 0; q < 8; ++q) g[q] = opt_at(grads, q);
+    std::vector<Tensor> g(5);
+    for (size_t q = 0; q < 5; ++q) g[q] = opt_at(grads, q);
     auto gp = [&](size_t q) { return g[q].defined() ? ptr<S>(g[q], "grad", dt) : nullptr; };
     b.dy = gp(0);
     b.dh_n = gp(1);
     b.dc_n = gp(2);
-    for (int q = 0; q < 5; ++q) b.dtrace[q] = gp(3 + q);
+    b.dgates = gp(3);
+    b.dc_trace = gp(4);
 
     const Tensor* like[14] = {&x, &h0, &c0, &w_ih, &w_hh, nullptr, nullptr, nullptr, nullptr,
                               nullptr, nullptr, nullptr, nullptr, nullptr};
@@ -390,8 +392,8 @@ std::vector<Tensor> gru_backward_op(const Tensor& x, const Tensor& h0, const Ten
                                     const Tensor& w_hh, const OptT& b_ih, const OptT& b_hh,
                                     const OptT& lengths, const OptT& rec_mask, const OptT& zone_h,
                                     const Tensors& saved, const Tensors& grads, at::IntArrayRef config) {
-  TORCH_CHECK(config.size() >= 1 && saved.size() == 4 && grads.size() == 5,
-              "lstmkit fused: gru_backward expects 4 saved tensors, 5 gradients and a 1-entry config");
+  TORCH_CHECK(config.size() >= 1 && saved.size() == 4 && grads.size() == 3,
+              "lstmkit fused: gru_backward expects 4 saved tensors, 3 gradients and a 1-entry config");
   const int64_t needs = config[0];
   auto need = [&](int q) { return (needs >> q) & 1; };
   std::vector<Tensor> out(6);
@@ -407,12 +409,12 @@ std::vector<Tensor> gru_backward_op(const Tensor& x, const Tensor& h0, const Ten
       keep[q] = opt_at(saved, q);
       *sv[q] = keep[q].defined() ? const_cast<S*>(ptr<S>(keep[q], "saved", dt)) : nullptr;
     }
-    std::vector<Tensor> g(5);
-    for (size_t q = 0; q < 5; ++q) g[q] = opt_at(grads, q);
+    std::vector<Tensor> g(3);
+    for (size_t q = 0; q < 3; ++q) g[q] = opt_at(grads, q);
     auto gp = [&](size_t q) { return g[q].defined() ? ptr<S>(g[q], "grad", dt) : nullptr; };
     b.dy = gp(0);
     b.dh_n = gp(1);
-    for (int q = 0; q < 3; ++q) b.dtrace[q] = gp(2 + q);
+    b.dgates = gp(2);
     if (need(0)) out[0] = empty_like_dtype(x.sizes(), x);
     out[1] = at::empty(h0.sizes(), x.options());
     if (need(2)) out[2] = at::empty(w_ih.sizes(), x.options());

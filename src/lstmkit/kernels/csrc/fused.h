@@ -87,7 +87,8 @@ struct LstmBackward {
   const S* dy;       // (T, N, P) or null
   const S* dh_n;     // (N, P) or null
   const S* dc_n;     // (N, H) or null
-  const S* dtrace[5];  // (T, N, H) each: d i, f, g, o, c of the gate trace, or null
+  const S* dgates;   // (T, N, 4H) gradient of the gate trace [i | f | g | o], or null
+  const S* dc_trace;  // (T, N, H) gradient of the c trace, or null
   S* dx;        // (T, N, I)
   S* dh0;       // (N, P)
   S* dc0;       // (N, H)
@@ -135,7 +136,7 @@ struct GruBackward {
   GruForward<S> f;
   const S* dy;         // (T, N, H) or null
   const S* dh_n;       // (N, H) or null
-  const S* dtrace[3];  // (T, N, H) each: d r, z, n, or null
+  const S* dgates;     // (T, N, 3H) gradient of the gate trace [r | z | n], or null
   S* dx;      // (T, N, I)
   S* dh0;     // (N, H)
   S* dw_ih;   // (3H, I)

@@ -91,9 +91,9 @@ void backward_rows(const GruBackward<S>& b, S* dxw, S* dhw, Block blk, const Pac
       const S* hp = a.h_all + row * H;
       const S* dy = b.dy ? b.dy + row * H : nullptr;
       const S* kh = a.zone_h ? a.zone_h + row * H : nullptr;
-      const S* dtr = b.dtrace[0] ? b.dtrace[0] + row * H : nullptr;
-      const S* dtz = b.dtrace[1] ? b.dtrace[1] + row * H : nullptr;
-      const S* dtn = b.dtrace[2] ? b.dtrace[2] + row * H : nullptr;
+      const S* dtr = b.dgates ? b.dgates + row * G3 : nullptr;  // trace gradients of r, z, n
+      const S* dtz = b.dgates ? dtr + H : nullptr;
+      const S* dtn = b.dgates ? dtr + 2 * H : nullptr;
 #pragma omp simd
       for (int64_t j = 0; j < H; ++j) {
         const S r = g[j], z = g[H + j], nn = g[2 * H + j];

@@ -256,13 +256,14 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
 // ---- one row of one step, backward -----------------------------------------------------------------
 // In: the saved activations gt [i | f | g | o], c_{t-1} cp, c_t before zoneout cn, dm = dL/dm,
 // dc = dL/dc_t (after zoneout, from step t + 1 and the trace), da = dL/d[i; f; o]_t from the gate
-// recurrence of step t + 1, dt* = trace gradients. Out: dz (4H) = dL/dz (pre-activations), dc =
-// dL/dc_{t-1} (this step's share). Accumulates the peephole and cell-LayerNorm parameter gradients.
+// recurrence of step t + 1, dgt = trace gradients of [i | f | g | o] (4H) or null. Out: dz (4H) =
+// dL/dz (pre-activations), dc = dL/dc_{t-1} (this step's share). Accumulates the peephole and
+// cell-LayerNorm parameter gradients.
 template <typename S>
 void cell_backward(const LstmConfig& k, const S* gt, const S* cp, const S* cn, const S* kc,
                    const S* pp, const S* lncw, const S* lncb, const S* st, const S* dm, S* dc, S* dz,
-                   const S* da, const S* const* dtr, int64_t row, S* dpp, S* dlncw, S* dlncb,
-                   S* y, S* chat, S* dcn) {
+                   const S* da, const S* dgt, S* dpp, S* dlncw, S* dlncb, S* y, S* chat,
+                   S* dcn) {
   const int64_t H = k.H;
   const S* i = gt;
   const S* f = gt + H;
@@ -310,8 +311,8 @@ void cell_backward(const LstmConfig& k, const S* gt, const S* cp, const S* cn, c
     for (int64_t j = 0; j < H; ++j) dcn[j] += dc[j];
   }
   // output gate (after c_t: its peephole sees c_t)
-  if (dtr[3] != nullptr) {
-    const S* d = dtr[3] + row * H;
+  if (dgt != nullptr) {  // trace gradient of o
+    const S* d = dgt + 3 * H;
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) dzo[j] += d[j];
   }
@@ -337,8 +338,8 @@ void cell_backward(const LstmConfig& k, const S* gt, const S* cp, const S* cn, c
     dc[j] = dcn[j] * f[j] + (kc != nullptr ? kc[j] * dc[j] : S(0));
   }
   for (int q = 0; q < 3; ++q) {  // trace gradients of i, f, g
-    if (dtr[q] == nullptr) continue;
-    const S* d = dtr[q] + row * H;
+    if (dgt == nullptr) break;
+    const S* d = dgt + q * H;
     S* dst = dz + q * H;
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) dst[j] += d[j];
@@ -501,7 +502,7 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
   const int64_t r0 = blk.r0, rows = blk.r1 - blk.r0;
   if (rows <= 0) return;
   const bool ln = k.flags & kLayerNorm, fgr = k.flags & kGateRecurrence, proj = a.w_hr != nullptr;
-  const bool any_trace = b.dtrace[0] || b.dtrace[1] || b.dtrace[2] || b.dtrace[3] || b.dtrace[4];
+  const bool any_trace = b.dgates != nullptr || b.dc_trace != nullptr;
   const bool fast = fast_path<S>(k) && a.zone_c == nullptr && !any_trace;
   const bool peep = a.w_peep != nullptr, coupled = k.flags & kCoupled;
 
@@ -548,8 +549,8 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
       } else {
         std::memcpy(dhn, dht, sizeof(S) * P);
       }
-      if (b.dtrace[4] != nullptr) {  // the c trace is c_t after zoneout
-        const S* d = b.dtrace[4] + row * H;
+      if (b.dc_trace != nullptr) {  // the c trace is c_t after zoneout
+        const S* d = b.dc_trace + row * H;
         S* dcr = dc + rr * H;
 #pragma omp simd
         for (int64_t j = 0; j < H; ++j) dcr[j] += d[j];
@@ -594,8 +595,8 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
         if (!fast) {
           cell_backward<S>(k, gt, cp, cn, a.zone_c ? a.zone_c + row * H : nullptr, a.w_peep, a.ln_cw,
                            a.ln_cb, st ? st + 4 : nullptr, dm + rr * H, dc + rr * H, dz,
-                           fgr ? da + rr * H3 : nullptr, b.dtrace, row, acc.dpp, acc.dlcw, acc.dlcb, y,
-                           chat, dcn);
+                           fgr ? da + rr * H3 : nullptr, b.dgates ? b.dgates + row * G4 : nullptr,
+                           acc.dpp, acc.dlcw, acc.dlcb, y, chat, dcn);
         }
         if (ln) {
           projection_ln_backward<S>(G4, dz, a.xw + row * G4, a.hw + row * G4, st, a.ln_ih, a.ln_hh,
