@@ -121,6 +121,18 @@ def test_results_survive_later_calls():
     assert torch.equal(y1, keep)
 
 
+def test_output_is_an_ordinary_tensor_for_autograd():
+    """y can be used and even changed in place; as with torch.nn.LSTM, an in-place change to y
+    before backward is caught by autograd's version check instead of giving wrong gradients."""
+    case = lstm_case(PRESETS["V"], torch.float64, T=3, N=2, I=2, H=3)
+    y, *_ = fused.lstm_direction(case.x, *case.state, case.params, case.opts)
+    (y + 1).sum().backward()
+    y, *_ = fused.lstm_direction(case.x, *case.state, case.params, case.opts)
+    y += 1
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+
+
 def test_double_backward_is_refused():
     case = lstm_case(PRESETS["V"], torch.float64, T=3, N=2, I=2, H=3)
     y, *_ = fused.lstm_direction(case.x, *case.state, case.params, case.opts)

@@ -14,6 +14,18 @@ The C++ core is in ``kernels/csrc`` (``fused.h`` documents every argument's shap
 If the library cannot be built (no compiler, no ninja, a compile error, or ``LSTMKIT_DISABLE_FUSED=1``)
 :func:`available` is False, :func:`build_error` says why, and the dispatcher falls back to the
 reference loop with one warning.
+
+Environment variables:
+
+=========================  ==========================================================================
+``LSTMKIT_CACHE_DIR``      where built libraries are kept (see :func:`cache_root`)
+``LSTMKIT_DISABLE_FUSED``  ``1``: do not build or load; the reference loop runs (one warning)
+``LSTMKIT_VERBOSE_BUILD``  ``1``: show the compiler's output during the first build
+``LSTMKIT_POOL_MB``        MiB of freed big buffers kept for reuse (default 1024): repeated calls
+                           then never fault fresh pages
+``LSTMKIT_OWN_GEMM_ROWS``  ``0``: use the BLAS's (packed) GEMM instead of lstmkit's kernel (tests)
+``LSTMKIT_NO_BLAS``        ``1``: ignore the BLAS symbols, plain loops instead (tests)
+=========================  ==========================================================================
 """
 from __future__ import annotations
 
