@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import threading
 import time
@@ -108,7 +109,7 @@ def _build(build_dir: Path) -> Path:
     from torch.utils import cpp_extension
 
     cxx = os.environ.get("CXX", "c++")
-    if shutil.which(cxx) is None:
+    if shutil.which((shlex.split(cxx) or ["c++"])[0]) is None:
         raise RuntimeError(f"no C++ compiler: {cxx!r} was not found on PATH (set CXX or install g++)")
     try:
         cpp_extension.verify_ninja_availability()
@@ -148,8 +149,9 @@ def load() -> bool:
             _state["path"] = str(lib)
             _state["loaded"] = True
         except Exception as e:  # noqa: BLE001 - any build failure means "use the reference loop"
-            msg = str(e).strip().splitlines()
-            _state["error"] = f"{type(e).__name__}: " + (" / ".join(msg[-6:]) if msg else "")
+            lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+            errors = [ln for ln in lines if "error" in ln.lower()]  # the compiler's, if any
+            _state["error"] = f"{type(e).__name__}: " + " / ".join((errors or lines)[-4:])
         return _state["loaded"]
 
 
