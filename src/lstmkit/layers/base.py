@@ -151,7 +151,8 @@ class RecurrentLayer(nn.Module):
         states = self._normalise_state(owner, hx, x.shape[1], form["unbatched"], x)
         native_ok, why = self.native_ok(return_trace)
         backend = dispatch.select(owner, native_ok, why,
-                                  fused_ok=x.dtype in (torch.float32, torch.float64))
+                                  fused_ok=x.dtype in (torch.float32, torch.float64)
+                                  and x.device.type == "cpu")
         trace = None
         if backend == "native":
             y, finals = self.run_native(x, states, lengths)
