@@ -78,9 +78,11 @@ constexpr int kPanelVecs = 4;  // a panel is 4 vectors wide (64 floats, 32 doubl
 
 // C (MR x ncols of one panel) (+)= A (MR x K) . panel (K x W). With one or two rows, the products of
 // even and odd k go to separate accumulators so that enough FMA chains are in flight.
+// A second operand segment (A2, lda2, K2 columns) may follow the first: the panel then holds K + K2
+// rows, and C = [A | A2] . panel (the fused input and recurrent products of a time step).
 template <typename S, int MR>
 inline void micro(int64_t K, const S* A, int64_t lda, const S* Bp, S* C, int64_t ldc, int64_t ncols,
-                  bool acc) {
+                  bool acc, int64_t K2 = 0, const S* A2 = nullptr, int64_t lda2 = 0) {
   using V = typename V64<S>::v;
   constexpr int L = V64<S>::L, W = kPanelVecs * L;
   constexpr int KS = MR <= 2 ? 2 : 1;  // k-split sets of accumulators
@@ -89,27 +91,31 @@ inline void micro(int64_t K, const S* A, int64_t lda, const S* Bp, S* C, int64_t
     for (int m = 0; m < MR; ++m)
       for (int v = 0; v < kPanelVecs; ++v) c[s][m][v] = V{};
   const V* b = reinterpret_cast<const V*>(Bp);
-  int64_t kk = 0;
-  for (; kk + KS <= K; kk += KS) {
-    for (int s = 0; s < KS; ++s, b += kPanelVecs) {
-      const V b0 = b[0], b1 = b[1], b2 = b[2], b3 = b[3];
-      for (int m = 0; m < MR; ++m) {
-        const S a = A[m * lda + kk + s];
-        c[s][m][0] += a * b0;
-        c[s][m][1] += a * b1;
-        c[s][m][2] += a * b2;
-        c[s][m][3] += a * b3;
+  for (int seg = 0; seg < 2; ++seg) {
+    const S* As = seg == 0 ? A : A2;
+    const int64_t Ks = seg == 0 ? K : K2, ld = seg == 0 ? lda : lda2;
+    int64_t kk = 0;
+    for (; kk + KS <= Ks; kk += KS) {
+      for (int s = 0; s < KS; ++s, b += kPanelVecs) {
+        const V b0 = b[0], b1 = b[1], b2 = b[2], b3 = b[3];
+        for (int m = 0; m < MR; ++m) {
+          const S a = As[m * ld + kk + s];
+          c[s][m][0] += a * b0;
+          c[s][m][1] += a * b1;
+          c[s][m][2] += a * b2;
+          c[s][m][3] += a * b3;
+        }
       }
     }
-  }
-  for (; kk < K; ++kk, b += kPanelVecs) {
-    const V b0 = b[0], b1 = b[1], b2 = b[2], b3 = b[3];
-    for (int m = 0; m < MR; ++m) {
-      const S a = A[m * lda + kk];
-      c[0][m][0] += a * b0;
-      c[0][m][1] += a * b1;
-      c[0][m][2] += a * b2;
-      c[0][m][3] += a * b3;
+    for (; kk < Ks; ++kk, b += kPanelVecs) {
+      const V b0 = b[0], b1 = b[1], b2 = b[2], b3 = b[3];
+      for (int m = 0; m < MR; ++m) {
+        const S a = As[m * ld + kk];
+        c[0][m][0] += a * b0;
+        c[0][m][1] += a * b1;
+        c[0][m][2] += a * b2;
+        c[0][m][3] += a * b3;
+      }
     }
   }
   for (int s = 1; s < KS; ++s)
@@ -134,27 +140,29 @@ inline void micro(int64_t K, const S* A, int64_t lda, const S* Bp, S* C, int64_t
 }
 
 // C (m x n) (+)= A (m x k) . panels (k x n).
+// With k2 > 0: C (m x n) (+)= [A (m x k) | A2 (m x k2)] . panels (k + k2 x n).
 template <typename S>
 void own_mul(int64_t m, int64_t k, int64_t n, const S* A, int64_t lda, const S* panels, S* C,
-             int64_t ldc, bool acc) {
+             int64_t ldc, bool acc, int64_t k2 = 0, const S* A2 = nullptr, int64_t lda2 = 0) {
   constexpr int W = kPanelVecs * V64<S>::L;
   // row blocks of at most 6, as even as possible (32 rows: 6 6 5 5 5 5, not 6 6 6 6 6 2); each
   // panel is read once and serves every row block
   const int64_t nb = (m + 5) / 6;
   for (int64_t p = 0; p * W < n; ++p) {
-    const S* Bp = panels + p * k * W;
+    const S* Bp = panels + p * (k + k2) * W;
     const int64_t ncols = std::min<int64_t>(W, n - p * W);
     for (int64_t q = 0, r = 0; q < nb; ++q) {
       const int64_t mr = m / nb + (q < m % nb ? 1 : 0);
       const S* a = A + r * lda;
+      const S* a2 = A2 == nullptr ? nullptr : A2 + r * lda2;
       S* c = C + r * ldc + p * W;
       switch (mr) {
-        case 6: micro<S, 6>(k, a, lda, Bp, c, ldc, ncols, acc); break;
-        case 5: micro<S, 5>(k, a, lda, Bp, c, ldc, ncols, acc); break;
-        case 4: micro<S, 4>(k, a, lda, Bp, c, ldc, ncols, acc); break;
-        case 3: micro<S, 3>(k, a, lda, Bp, c, ldc, ncols, acc); break;
-        case 2: micro<S, 2>(k, a, lda, Bp, c, ldc, ncols, acc); break;
-        default: micro<S, 1>(k, a, lda, Bp, c, ldc, ncols, acc); break;
+        case 6: micro<S, 6>(k, a, lda, Bp, c, ldc, ncols, acc, k2, a2, lda2); break;
+        case 5: micro<S, 5>(k, a, lda, Bp, c, ldc, ncols, acc, k2, a2, lda2); break;
+        case 4: micro<S, 4>(k, a, lda, Bp, c, ldc, ncols, acc, k2, a2, lda2); break;
+        case 3: micro<S, 3>(k, a, lda, Bp, c, ldc, ncols, acc, k2, a2, lda2); break;
+        case 2: micro<S, 2>(k, a, lda, Bp, c, ldc, ncols, acc, k2, a2, lda2); break;
+        default: micro<S, 1>(k, a, lda, Bp, c, ldc, ncols, acc, k2, a2, lda2); break;
       }
       r += mr;
     }
@@ -327,6 +335,20 @@ void PackedB<S>::mul(int64_t m, const S* A, int64_t lda, S* C, int64_t ldc, bool
     }
   }
   gemm<S>(false, transB_, m, n_, k_, S(1), A, lda, B_, ldb_, accumulate ? S(1) : S(0), C, ldc);
+}
+
+template <typename S>
+void PackedB<S>::mul_split(int64_t m, int64_t k1, const S* A1, int64_t lda1, const S* A2, int64_t lda2,
+                           S* C, int64_t ldc) const {
+  if (m == 0 || n_ == 0) return;
+  if (panels_ != nullptr && m <= own_max_m_) {
+    own_mul<S>(m, k1, n_, A1, lda1, panels_, C, ldc, false, k_ - k1, A2, lda2);
+    return;
+  }
+  // the BLAS: two products on the two column blocks of op(B)
+  const S* B2 = transB_ ? B_ + k1 : B_ + k1 * ldb_;
+  gemm<S>(false, transB_, m, n_, k1, S(1), A1, lda1, B_, ldb_, S(0), C, ldc);
+  gemm<S>(false, transB_, m, n_, k_ - k1, S(1), A2, lda2, B2, ldb_, S(1), C, ldc);
 }
 
 template class PackedB<float>;

@@ -37,6 +37,12 @@ class PackedB {
   void mul(int64_t m, const S* A, int64_t lda, S* C, int64_t ldc, bool accumulate) const;
   // Rows per product that keep the product's output in L1 for the caller's next pass: one register
   // block with lstmkit's kernel; with the BLAS, as many as possible.
+  // C = [A1 (m x k1) | A2 (m x (k - k1))] . op(B): one product over two operands side by side (the
+  // step's x_t and h_{t-1} against [W_ih | W_hh]), without copying them together.
+  void mul_split(int64_t m, int64_t k1, const S* A1, int64_t lda1, const S* A2, int64_t lda2, S* C,
+                 int64_t ldc) const;
+  // Whether products of m rows run on lstmkit's own kernel.
+  bool own(int64_t m) const { return panels_ != nullptr && m <= own_max_m_; }
   int64_t chunk_rows() const { return panels_ != nullptr ? 6 : (int64_t(1) << 40); }
 
  private:

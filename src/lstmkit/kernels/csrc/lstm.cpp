@@ -3,6 +3,7 @@
 // Per step and row the math is lstm_step of lstmkit/cells/lstm.py; comments name its symbols.
 // Rows (sequences) never interact, so each thread owns a block of rows for the whole time loop.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -27,7 +28,7 @@ constexpr double kLnEps = 1e-5;  // cells/lstm.py LN_EPS
 // norm), from the raw projections xw, hw and their statistics ln_st =
 // [mean_ih, rstd_ih, mean_hh, rstd_hh], and c_t is normalised before the output activation (a second
 // short pass, after the row statistics, which go to ln_st[4], ln_st[5]).
-template <typename S, bool PEEP, bool COUPLED, bool LN>
+template <typename S, bool PEEP, bool COUPLED, bool LN, bool XIN = false>
 inline void cell_forward_fast(int64_t H, S* z, const S* b, const S* cp, const S* pp, S* cn, S* m,
                               const S* xw, const S* hw, const S* gih, const S* ghh, const S* lncw,
                               const S* lncb, S* ln_st) {
@@ -42,10 +43,12 @@ inline void cell_forward_fast(int64_t H, S* z, const S* b, const S* cp, const S*
     mh = ln_st[2];
     rh = ln_st[3];
   }
-  // pre-activation of gate q at unit j (z holds x W_ih^T without layer norm)
+  // pre-activation of gate q at unit j (z holds x W_ih^T without layer norm, unless XIN: then hw
+  // already holds x W_ih^T + h W_hh^T)
   auto pre = [&](int64_t q, int64_t j) __attribute__((always_inline)) {
     const int64_t c = q * H + j;
-    return LN ? (xw[c] - mx) * rx * gih[c] + (hw[c] - mh) * rh * ghh[c] + b[c] : z[c] + hw[c] + b[c];
+    return LN ? (xw[c] - mx) * rx * gih[c] + (hw[c] - mh) * rh * ghh[c] + b[c]
+              : XIN ? hw[c] + b[c] : z[c] + hw[c] + b[c];
   };
 #pragma omp simd
   for (int64_t j = 0; j < H; ++j) {
@@ -141,9 +144,11 @@ bool fast_path(const LstmConfig& k) {
          !(k.flags & (kNoInputGate | kNoForgetGate | kNoOutputGate | kGateRecurrence));
 }
 
+// xin: whh is [W_ih | W_hh] packed together, and each step's product takes x_t and h_{t-1} at once
+// (x W_ih^T was not computed beforehand).
 template <typename S>
 void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, const PackedB<S>* whr,
-                  const PackedB<S>* wgr, const S* zero_bias) {
+                  const PackedB<S>* wgr, const S* zero_bias, bool xin) {
   const LstmConfig& k = a.cfg;
   const int64_t T = k.T, N = k.N, H = k.H, P = k.P, G4 = 4 * H, H3 = 3 * H;
   const int64_t r0 = blk.r0, rows = blk.r1 - blk.r0;
@@ -173,7 +178,8 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
     for (int64_t q = 0, c0 = r0; q < nch; ++q) {
       const int64_t cr = rows / nch + (q < rows % nch ? 1 : 0);  // rows [c0, c0 + cr)
       S* hw_rows = ln ? a.hw + (t * N + c0) * G4 : hw_step;
-      whh.mul(cr, hin + (c0 - r0) * P, P, hw_rows, G4, false);
+      if (xin) whh.mul_split(cr, k.I, a.x + (t * N + c0) * k.I, k.I, hin + (c0 - r0) * P, P, hw_rows, G4);
+      else whh.mul(cr, hin + (c0 - r0) * P, P, hw_rows, G4, false);
       if (fgr) wgr->mul(cr, a.a + (t * N + c0) * H3, H3, R + (c0 - r0) * H3, H3, false);
 
       for (int64_t n = c0; n < c0 + cr; ++n) {
@@ -203,14 +209,23 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
 #define LSTMKIT_FWD(PE, CO, LN)                                                                    \
     cell_forward_fast<S, PE, CO, LN>(H, z, bias, cp, a.w_peep, cn, m, xw, hw, a.ln_ih, a.ln_hh, a.ln_cw, \
                                      a.ln_cb, st)
+#define LSTMKIT_FWDX(PE, CO)                                                                      \
+    cell_forward_fast<S, PE, CO, false, true>(H, z, bias, cp, a.w_peep, cn, m, xw, hw, a.ln_ih, a.ln_hh, \
+                                              a.ln_cw, a.ln_cb, st)
           if (ln) {
             if (peep) coupled ? LSTMKIT_FWD(true, true, true) : LSTMKIT_FWD(true, false, true);
             else coupled ? LSTMKIT_FWD(false, true, true) : LSTMKIT_FWD(false, false, true);
           } else {
-            if (peep) coupled ? LSTMKIT_FWD(true, true, false) : LSTMKIT_FWD(true, false, false);
-            else coupled ? LSTMKIT_FWD(false, true, false) : LSTMKIT_FWD(false, false, false);
+            if (xin) {
+              if (peep) coupled ? LSTMKIT_FWDX(true, true) : LSTMKIT_FWDX(true, false);
+              else coupled ? LSTMKIT_FWDX(false, true) : LSTMKIT_FWDX(false, false);
+            } else {
+              if (peep) coupled ? LSTMKIT_FWD(true, true, false) : LSTMKIT_FWD(true, false, false);
+              else coupled ? LSTMKIT_FWD(false, true, false) : LSTMKIT_FWD(false, false, false);
+            }
           }
 #undef LSTMKIT_FWD
+#undef LSTMKIT_FWDX
         }
         if (!fast) {
           if (ln) {  // z = LN(x W_ih^T) g_ih + LN(h W_hh^T) g_hh (+ b in the cell)
@@ -218,6 +233,8 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
 #pragma omp simd
             for (int64_t j = 0; j < G4; ++j)
               z[j] = (xw[j] - mx) * rx * a.ln_ih[j] + (hw[j] - mh) * rh * a.ln_hh[j];
+          } else if (xin) {  // hw = x W_ih^T + h W_hh^T already
+            std::memcpy(z, hw, sizeof(S) * G4);
           } else {  // z = x W_ih^T + h W_hh^T (+ b in the cell)
 #pragma omp simd
             for (int64_t j = 0; j < G4; ++j) z[j] += hw[j];
@@ -641,21 +658,39 @@ void lstm_forward(const LstmForward<S>& a) {
   const LstmConfig& k = a.cfg;
   const int64_t T = k.T, N = k.N, I = k.I, H = k.H, P = k.P, G4 = 4 * H, H3 = 3 * H;
   const bool ln = k.flags & kLayerNorm, fgr = k.flags & kGateRecurrence;
-  // 1. x W_ih^T for all steps in one GEMM (into the gate buffer, or the LN buffer)
-  project_rows<S>(true, T * N, I, G4, a.x, a.w_ih, ln ? a.xw : a.gates);
+  const int nth = threads_for(N);
+  const int64_t max_rows = (N + nth - 1) / nth;
+  // 1. Without layer norm, where lstmkit's own kernel runs the per-step product: [W_ih | W_hh] packed
+  // together, and each step computes x_t W_ih^T + h_{t-1} W_hh^T in one product (no pass over a
+  // (T, N, 4H) buffer of input projections between the two). Otherwise x W_ih^T for all steps in
+  // one GEMM first (into the gate buffer, or the LN buffer), and W_hh packed alone.
+  std::unique_ptr<PackedB<S>> wxh;
+  std::vector<S> wcat;
+  static const bool split_env = std::getenv("LSTMKIT_SPLIT_INPUT_GEMM") != nullptr;  // A/B switch
+  if (!ln && !split_env && I > 0) {
+    wcat.resize(size_t(G4 * (I + P)));
+    for (int64_t r = 0; r < G4; ++r) {
+      std::memcpy(wcat.data() + r * (I + P), a.w_ih + r * I, sizeof(S) * I);
+      std::memcpy(wcat.data() + r * (I + P) + I, a.w_hh + r * P, sizeof(S) * P);
+    }
+    wxh.reset(new PackedB<S>(true, I + P, G4, wcat.data(), I + P, max_rows));
+    if (!wxh->own(max_rows)) wxh.reset();
+  }
+  const bool xin = wxh != nullptr;
+  if (!xin) project_rows<S>(true, T * N, I, G4, a.x, a.w_ih, ln ? a.xw : a.gates);
   std::memcpy(a.h_all, a.h0, sizeof(S) * N * P);
   if (fgr) zero(a.a, N * H3);
   // 2. pack the per-step operands once
-  const int nth = threads_for(N);
-  const int64_t max_rows = (N + nth - 1) / nth;
-  PackedB<S> whh(true, P, G4, a.w_hh, P, max_rows);  // h (rows, P) . W_hh^T
+  std::unique_ptr<PackedB<S>> whh_own;
+  if (!xin) whh_own.reset(new PackedB<S>(true, P, G4, a.w_hh, P, max_rows));  // h (rows, P) . W_hh^T
+  const PackedB<S>& whh = xin ? *wxh : *whh_own;
   std::unique_ptr<PackedB<S>> whr, wgr;
   if (a.w_hr != nullptr) whr.reset(new PackedB<S>(true, H, P, a.w_hr, H, max_rows));
   if (fgr) wgr.reset(new PackedB<S>(true, H3, H3, a.w_gr, H3, max_rows));
   std::vector<S> zero_bias(a.bias == nullptr ? G4 : 0, S(0));
   // 3. the time loop, one block of rows per thread
   for_each_block(nth, N, [&](int, Block blk) {
-    forward_rows<S>(a, blk, whh, whr.get(), wgr.get(), a.bias ? a.bias : zero_bias.data());
+    forward_rows<S>(a, blk, whh, whr.get(), wgr.get(), a.bias ? a.bias : zero_bias.data(), xin);
   });
   // final states: each row's last real step
   for (int64_t n = 0; n < N; ++n) {
