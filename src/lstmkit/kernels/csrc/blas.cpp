@@ -79,10 +79,11 @@ constexpr int kPanelVecs = 4;  // a panel is 4 vectors wide (64 floats, 32 doubl
 // C (MR x ncols of one panel) (+)= A (MR x K) . panel (K x W). With one or two rows, the products of
 // even and odd k go to separate accumulators so that enough FMA chains are in flight.
 // A second operand segment (A2, lda2, K2 columns) may follow the first: the panel then holds K + K2
-// rows, and C = [A | A2] . panel (the fused input and recurrent products of a time step).
+// rows, and C = [A | A2] . panel (the fused input and recurrent products of a time step). With Cx,
+// the two products are kept apart: Cx = A . panel[:K], C = A2 . panel[K:] (layer norm needs both).
 template <typename S, int MR>
 inline void micro(int64_t K, const S* A, int64_t lda, const S* Bp, S* C, int64_t ldc, int64_t ncols,
-                  bool acc, int64_t K2 = 0, const S* A2 = nullptr, int64_t lda2 = 0) {
+                  bool acc, int64_t K2 = 0, const S* A2 = nullptr, int64_t lda2 = 0, S* Cx = nullptr) {
   using V = typename V64<S>::v;
   constexpr int L = V64<S>::L, W = kPanelVecs * L;
   constexpr int KS = MR <= 2 ? 2 : 1;  // k-split sets of accumulators
@@ -90,8 +91,35 @@ inline void micro(int64_t K, const S* A, int64_t lda, const S* Bp, S* C, int64_t
   for (int s = 0; s < KS; ++s)
     for (int m = 0; m < MR; ++m)
       for (int v = 0; v < kPanelVecs; ++v) c[s][m][v] = V{};
+  // unaligned vector loads and stores that never take the accumulators' address (which would keep
+  // them in memory instead of registers)
+  typedef V VU __attribute__((aligned(alignof(S))));
+  auto store = [&](S* Cd, bool accd) __attribute__((always_inline)) {
+    for (int s = 1; s < KS; ++s)
+      for (int m = 0; m < MR; ++m)
+        for (int v = 0; v < kPanelVecs; ++v) c[0][m][v] += c[s][m][v];
+    for (int m = 0; m < MR; ++m) {
+      S* out = Cd + m * ldc;
+      if (ncols == W) {
+        for (int v = 0; v < kPanelVecs; ++v) {
+          VU* o = reinterpret_cast<VU*>(out + v * L);
+          *o = accd ? *o + c[0][m][v] : c[0][m][v];
+        }
+      } else {
+        alignas(64) S tmp[W];
+        for (int v = 0; v < kPanelVecs; ++v) *reinterpret_cast<V*>(tmp + v * L) = c[0][m][v];
+        for (int64_t j = 0; j < ncols; ++j) out[j] = accd ? out[j] + tmp[j] : tmp[j];
+      }
+    }
+  };
   const V* b = reinterpret_cast<const V*>(Bp);
   for (int seg = 0; seg < 2; ++seg) {
+    if (seg == 1 && Cx != nullptr) {  // the first product apart
+      store(Cx, false);
+      for (int s = 0; s < KS; ++s)
+        for (int m = 0; m < MR; ++m)
+          for (int v = 0; v < kPanelVecs; ++v) c[s][m][v] = V{};
+    }
     const S* As = seg == 0 ? A : A2;
     const int64_t Ks = seg == 0 ? K : K2, ld = seg == 0 ? lda : lda2;
     int64_t kk = 0;
@@ -118,32 +146,15 @@ inline void micro(int64_t K, const S* A, int64_t lda, const S* Bp, S* C, int64_t
       }
     }
   }
-  for (int s = 1; s < KS; ++s)
-    for (int m = 0; m < MR; ++m)
-      for (int v = 0; v < kPanelVecs; ++v) c[0][m][v] += c[s][m][v];
-  // unaligned vector loads and stores that never take the accumulators' address (which would keep
-  // them in memory instead of registers)
-  typedef V VU __attribute__((aligned(alignof(S))));
-  for (int m = 0; m < MR; ++m) {
-    S* out = C + m * ldc;
-    if (ncols == W) {
-      for (int v = 0; v < kPanelVecs; ++v) {
-        VU* o = reinterpret_cast<VU*>(out + v * L);
-        *o = acc ? *o + c[0][m][v] : c[0][m][v];
-      }
-    } else {
-      alignas(64) S tmp[W];
-      for (int v = 0; v < kPanelVecs; ++v) *reinterpret_cast<V*>(tmp + v * L) = c[0][m][v];
-      for (int64_t j = 0; j < ncols; ++j) out[j] = acc ? out[j] + tmp[j] : tmp[j];
-    }
-  }
+  store(C, acc);
 }
 
 // C (m x n) (+)= A (m x k) . panels (k x n).
 // With k2 > 0: C (m x n) (+)= [A (m x k) | A2 (m x k2)] . panels (k + k2 x n).
 template <typename S>
 void own_mul(int64_t m, int64_t k, int64_t n, const S* A, int64_t lda, const S* panels, S* C,
-             int64_t ldc, bool acc, int64_t k2 = 0, const S* A2 = nullptr, int64_t lda2 = 0) {
+             int64_t ldc, bool acc, int64_t k2 = 0, const S* A2 = nullptr, int64_t lda2 = 0,
+             S* Cx = nullptr) {
   constexpr int W = kPanelVecs * V64<S>::L;
   // row blocks of at most 6, as even as possible (32 rows: 6 6 5 5 5 5, not 6 6 6 6 6 2); each
   // panel is read once and serves every row block
@@ -156,13 +167,14 @@ void own_mul(int64_t m, int64_t k, int64_t n, const S* A, int64_t lda, const S* 
       const S* a = A + r * lda;
       const S* a2 = A2 == nullptr ? nullptr : A2 + r * lda2;
       S* c = C + r * ldc + p * W;
+      S* cx = Cx == nullptr ? nullptr : Cx + r * ldc + p * W;
       switch (mr) {
-        case 6: micro<S, 6>(k, a, lda, Bp, c, ldc, ncols, acc, k2, a2, lda2); break;
-        case 5: micro<S, 5>(k, a, lda, Bp, c, ldc, ncols, acc, k2, a2, lda2); break;
-        case 4: micro<S, 4>(k, a, lda, Bp, c, ldc, ncols, acc, k2, a2, lda2); break;
-        case 3: micro<S, 3>(k, a, lda, Bp, c, ldc, ncols, acc, k2, a2, lda2); break;
-        case 2: micro<S, 2>(k, a, lda, Bp, c, ldc, ncols, acc, k2, a2, lda2); break;
-        default: micro<S, 1>(k, a, lda, Bp, c, ldc, ncols, acc, k2, a2, lda2); break;
+        case 6: micro<S, 6>(k, a, lda, Bp, c, ldc, ncols, acc, k2, a2, lda2, cx); break;
+        case 5: micro<S, 5>(k, a, lda, Bp, c, ldc, ncols, acc, k2, a2, lda2, cx); break;
+        case 4: micro<S, 4>(k, a, lda, Bp, c, ldc, ncols, acc, k2, a2, lda2, cx); break;
+        case 3: micro<S, 3>(k, a, lda, Bp, c, ldc, ncols, acc, k2, a2, lda2, cx); break;
+        case 2: micro<S, 2>(k, a, lda, Bp, c, ldc, ncols, acc, k2, a2, lda2, cx); break;
+        default: micro<S, 1>(k, a, lda, Bp, c, ldc, ncols, acc, k2, a2, lda2, cx); break;
       }
       r += mr;
     }
@@ -339,16 +351,16 @@ void PackedB<S>::mul(int64_t m, const S* A, int64_t lda, S* C, int64_t ldc, bool
 
 template <typename S>
 void PackedB<S>::mul_split(int64_t m, int64_t k1, const S* A1, int64_t lda1, const S* A2, int64_t lda2,
-                           S* C, int64_t ldc) const {
+                           S* C, int64_t ldc, S* Cx) const {
   if (m == 0 || n_ == 0) return;
   if (panels_ != nullptr && m <= own_max_m_) {
-    own_mul<S>(m, k1, n_, A1, lda1, panels_, C, ldc, false, k_ - k1, A2, lda2);
+    own_mul<S>(m, k1, n_, A1, lda1, panels_, C, ldc, false, k_ - k1, A2, lda2, Cx);
     return;
   }
   // the BLAS: two products on the two column blocks of op(B)
   const S* B2 = transB_ ? B_ + k1 : B_ + k1 * ldb_;
-  gemm<S>(false, transB_, m, n_, k1, S(1), A1, lda1, B_, ldb_, S(0), C, ldc);
-  gemm<S>(false, transB_, m, n_, k_ - k1, S(1), A2, lda2, B2, ldb_, S(1), C, ldc);
+  gemm<S>(false, transB_, m, n_, k1, S(1), A1, lda1, B_, ldb_, S(0), Cx ? Cx : C, ldc);
+  gemm<S>(false, transB_, m, n_, k_ - k1, S(1), A2, lda2, B2, ldb_, Cx ? S(0) : S(1), C, ldc);
 }
 
 template class PackedB<float>;

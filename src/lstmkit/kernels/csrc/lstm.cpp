@@ -178,7 +178,9 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
     for (int64_t q = 0, c0 = r0; q < nch; ++q) {
       const int64_t cr = rows / nch + (q < rows % nch ? 1 : 0);  // rows [c0, c0 + cr)
       S* hw_rows = ln ? a.hw + (t * N + c0) * G4 : hw_step;
-      if (xin) whh.mul_split(cr, k.I, a.x + (t * N + c0) * k.I, k.I, hin + (c0 - r0) * P, P, hw_rows, G4);
+      if (xin)  // with layer norm, x_t W_ih^T goes apart into xw
+        whh.mul_split(cr, k.I, a.x + (t * N + c0) * k.I, k.I, hin + (c0 - r0) * P, P, hw_rows, G4,
+                      ln ? a.xw + (t * N + c0) * G4 : nullptr);
       else whh.mul(cr, hin + (c0 - r0) * P, P, hw_rows, G4, false);
       if (fgr) wgr->mul(cr, a.a + (t * N + c0) * H3, H3, R + (c0 - r0) * H3, H3, false);
 
@@ -660,14 +662,15 @@ void lstm_forward(const LstmForward<S>& a) {
   const bool ln = k.flags & kLayerNorm, fgr = k.flags & kGateRecurrence;
   const int nth = threads_for(N);
   const int64_t max_rows = (N + nth - 1) / nth;
-  // 1. Without layer norm, where lstmkit's own kernel runs the per-step product: [W_ih | W_hh] packed
-  // together, and each step computes x_t W_ih^T + h_{t-1} W_hh^T in one product (no pass over a
-  // (T, N, 4H) buffer of input projections between the two). Otherwise x W_ih^T for all steps in
-  // one GEMM first (into the gate buffer, or the LN buffer), and W_hh packed alone.
+  // 1. Where lstmkit's own kernel runs the per-step product: [W_ih | W_hh] packed together, and each
+  // step computes x_t W_ih^T + h_{t-1} W_hh^T in one product (no pass over a (T, N, 4H) buffer of
+  // input projections between the two; with layer norm the two halves are stored apart, xw of the
+  // step is then still in L1 for its statistics). Otherwise x W_ih^T for all steps in one GEMM
+  // first (into the gate buffer, or the LN buffer), and W_hh packed alone.
   std::unique_ptr<PackedB<S>> wxh;
   std::vector<S> wcat;
   static const bool split_env = std::getenv("LSTMKIT_SPLIT_INPUT_GEMM") != nullptr;  // A/B switch
-  if (!ln && !split_env && I > 0) {
+  if (!split_env && I > 0) {
     wcat.resize(size_t(G4 * (I + P)));
     for (int64_t r = 0; r < G4; ++r) {
       std::memcpy(wcat.data() + r * (I + P), a.w_ih + r * I, sizeof(S) * I);
