@@ -7,9 +7,9 @@ import torch
 
 import lstmkit
 from lstmkit.cells.lstm import PRESETS, LSTMOptions
-from lstmkit.kernels import dispatch, fused
+from lstmkit.kernels import dispatch, fused, reference
 
-from .helpers import assert_close, check_against, gru_case, lstm_case, needs_fused, run
+from .helpers import TOL, assert_close, call, check_against, gru_case, lstm_case, needs_fused, run
 
 pytestmark = needs_fused
 
@@ -224,3 +224,21 @@ def test_auto_runs_every_variant_on_fused_and_vanilla_on_native(monkeypatch):
         assert dispatch.select("LSTM", True, "") == "fused"
     with lstmkit.use_backend("reference"):
         assert dispatch.select("LSTM", False, "variant") == "reference"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("preset", ["V", "CIFG", "LN", "LN+GR"])
+def test_lstm_forward_only_matches_the_reference(preset, dtype):
+    """Under no_grad the kernel keeps nothing for backward (layer norm: xw, hw in per-thread
+    buffers); its outputs must be those of the reference, with lengths, masks and thread splits."""
+    opts = {"LN": LSTMOptions(layer_norm=True),
+            "LN+GR": LSTMOptions(layer_norm=True, gate_recurrence=True)}.get(preset) or PRESETS[preset]
+    atol, rtol = TOL[dtype]
+    for kw in ({"N": 13, "H": 70, "lengths": list(range(5, 0, -1)) + [5] * 8},
+               {"N": 3, "rec": True, "zoneout_c": True, "zoneout_h": True}, {"N": 1, "P": 4}):
+        case = lstm_case(opts, dtype, **kw)
+        with torch.no_grad():
+            got = call(fused, case, True)
+            want = call(reference, case, True)
+        for k, (a, b) in enumerate(zip(got, want)):
+            assert_close(a, b, f"output {k}", atol, rtol)

@@ -57,6 +57,7 @@ _LDFLAGS = ("-fopenmp",)
 
 # Bits of LstmConfig::flags (csrc/fused.h).
 _PEEPHOLE, _COUPLED, _NO_INPUT, _NO_FORGET, _NO_OUTPUT, _GATE_REC, _LAYER_NORM = (1 << k for k in range(7))
+_NO_BACKWARD = 1 << 7  # forward only: the kernel need not keep what only backward reads
 
 _lock = threading.Lock()
 _state: dict = {"loaded": False, "error": None, "path": None, "build_seconds": None,
@@ -293,7 +294,7 @@ def lstm_direction(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, opts: LSTMO
     if _wants_grad(*args):
         h_all, h_n, c_n, gates, c = LSTMFunction.apply(config, *args)
     else:
-        res = _ops().lstm_forward(*args[:3], *args[7:], *args[3:7], config)
+        res = _ops().lstm_forward(*args[:3], *args[7:], *args[3:7], [config[0] | _NO_BACKWARD] + config[1:])
         h_n, c_n, gates, c, h_all = res[1], res[2], res[3], res[4], res[6]
     trace = None
     if want_trace:

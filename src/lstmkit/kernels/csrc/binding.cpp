@@ -244,8 +244,9 @@ std::vector<Tensor> lstm_forward_op(const Tensor& x, const Tensor& h0, const Ten
     Tensor h_in = a.rec_mask ? empty_like_dtype({T, N, P}, x) : Tensor();
     Tensor m = a.w_hr ? empty_like_dtype({T, N, H}, x) : Tensor();
     Tensor ga = (a.cfg.flags & kGateRecurrence) ? empty_like_dtype({T + 1, N, 3 * H}, x) : Tensor();
-    Tensor xw = ln ? empty_like_dtype({T, N, 4 * H}, x) : Tensor();
-    Tensor hw = ln ? empty_like_dtype({T, N, 4 * H}, x) : Tensor();
+    const bool keep = ln && !(a.cfg.flags & kNoBackward);  // what only backward reads
+    Tensor xw = keep ? empty_like_dtype({T, N, 4 * H}, x) : Tensor();
+    Tensor hw = keep ? empty_like_dtype({T, N, 4 * H}, x) : Tensor();
     Tensor stats = ln ? empty_like_dtype({T, N, 6}, x) : Tensor();
     Tensor h_n = empty_like_dtype({N, P}, x);
     Tensor c_n = empty_like_dtype({N, H}, x);

@@ -34,6 +34,7 @@ enum LstmFlag : int {
   kNoOutputGate = 1 << 4,   // o = 1
   kGateRecurrence = 1 << 5, // i, f, o also see [i; f; o]_{t-1} through weight_gr (3H, 3H)
   kLayerNorm = 1 << 6,      // LN(x W_ih^T) g_ih + LN(h W_hh^T) g_hh + b; h = o act(LN(c))
+  kNoBackward = 1 << 7,     // forward only (no grad): xw and hw (layer norm) need not be kept
 };
 
 struct LstmConfig {
@@ -72,8 +73,8 @@ struct LstmForward {
   S* h_in;    // (T, N, P) h_{t-1} * rec_mask (the W_hh operand), or null without rec_mask
   S* m;       // (T, N, H) o * act(c) before the projection, or null without projection
   S* a;       // (T + 1, N, 3H) [i; f; o] of the previous step (gate recurrence), or null
-  S* xw;     // (T, N, 4H) x W_ih^T before its LayerNorm (layer norm), or null
-  S* hw;     // (T, N, 4H) h W_hh^T before its LayerNorm (layer norm), or null
+  S* xw;     // (T, N, 4H) x W_ih^T before its LayerNorm (layer norm), or null (also with kNoBackward)
+  S* hw;     // (T, N, 4H) h W_hh^T before its LayerNorm (layer norm), or null (also with kNoBackward)
   S* stats;  // (T, N, 6) [mean, rstd] of xw, of hw and of c_t (layer norm), or null
   S* h_n;     // (N, P) final states (each row's last real step)
   S* c_n;     // (N, H)

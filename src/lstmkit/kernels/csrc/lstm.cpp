@@ -163,7 +163,11 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
   // pass, so the product is still in L1 when it is read (a warm buffer, reused; with layer norm the
   // product is kept for backward instead).
   const int64_t nch = (rows + std::min(rows, whh.chunk_rows()) - 1) / std::min(rows, whh.chunk_rows());
-  S* hw_step = ln ? nullptr : scratch<S>(6, ((rows + nch - 1) / nch) * G4);
+  // With layer norm the raw projections xw, hw are kept for backward, unless this is a forward-only
+  // call (a.hw null): then they too live in warm per-thread buffers of one chunk.
+  const bool keep_ln = ln && a.hw != nullptr;
+  S* hw_step = keep_ln ? nullptr : scratch<S>(6, ((rows + nch - 1) / nch) * G4);
+  S* xw_step = ln && !keep_ln ? scratch<S>(7, ((rows + nch - 1) / nch) * G4) : nullptr;
 
   for (int64_t t = 0; t < T; ++t) {
     const S* hprev = a.h_all + (t * N + r0) * P;  // h_{t-1} of this block (rows, P)
@@ -177,10 +181,12 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
     }
     for (int64_t q = 0, c0 = r0; q < nch; ++q) {
       const int64_t cr = rows / nch + (q < rows % nch ? 1 : 0);  // rows [c0, c0 + cr)
-      S* hw_rows = ln ? a.hw + (t * N + c0) * G4 : hw_step;
+      S* hw_rows = keep_ln ? a.hw + (t * N + c0) * G4 : hw_step;
+      // xw of the chunk: kept, or (forward only) the warm buffer, or the buffer of all steps
+      S* xw_rows = !ln ? nullptr : keep_ln ? a.xw + (t * N + c0) * G4 : xw_step;
       if (xin)  // with layer norm, x_t W_ih^T goes apart into xw
         whh.mul_split(cr, k.I, a.x + (t * N + c0) * k.I, k.I, hin + (c0 - r0) * P, P, hw_rows, G4,
-                      ln ? a.xw + (t * N + c0) * G4 : nullptr);
+                      xw_rows);
       else whh.mul(cr, hin + (c0 - r0) * P, P, hw_rows, G4, false);
       if (fgr) wgr->mul(cr, a.a + (t * N + c0) * H3, H3, R + (c0 - r0) * H3, H3, false);
 
@@ -201,7 +207,7 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
         }
         const S* cp = t == 0 ? a.c0 + n * H : a.c + (row - N) * H;
         S* st = ln ? a.stats + row * 6 : nullptr;
-        const S* xw = ln ? a.xw + row * G4 : nullptr;  // raw projections (layer norm), kept for backward
+        const S* xw = ln ? xw_rows + (n - c0) * G4 : nullptr;  // raw projections (layer norm)
         const S* hw = hw_rows + (n - c0) * G4;
         if (ln) {
           st[1] = layer_norm_stats<S>(xw, G4, kLnEps, &st[0]);
@@ -656,7 +662,8 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
 }  // namespace
 
 template <typename S>
-void lstm_forward(const LstmForward<S>& a) {
+void lstm_forward(const LstmForward<S>& a_in) {
+  LstmForward<S> a = a_in;
   const LstmConfig& k = a.cfg;
   const int64_t T = k.T, N = k.N, I = k.I, H = k.H, P = k.P, G4 = 4 * H, H3 = 3 * H;
   const bool ln = k.flags & kLayerNorm, fgr = k.flags & kGateRecurrence;
@@ -680,6 +687,10 @@ void lstm_forward(const LstmForward<S>& a) {
     if (!wxh->own(max_rows)) wxh.reset();
   }
   const bool xin = wxh != nullptr;
+  if (ln && !xin && a.hw == nullptr) {  // forward only, but the projections of all steps come first
+    a.xw = scratch<S>(0, T * N * G4);
+    a.hw = scratch<S>(1, T * N * G4);
+  }
   if (!xin) project_rows<S>(true, T * N, I, G4, a.x, a.w_ih, ln ? a.xw : a.gates);
   std::memcpy(a.h_all, a.h0, sizeof(S) * N * P);
   if (fgr) zero(a.a, N * H3);
