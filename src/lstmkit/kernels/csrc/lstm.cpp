@@ -165,9 +165,13 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
   const int64_t nch = (rows + std::min(rows, whh.chunk_rows()) - 1) / std::min(rows, whh.chunk_rows());
   // With layer norm the raw projections xw, hw are kept for backward, unless this is a forward-only
   // call (a.hw null): then they too live in warm per-thread buffers of one chunk.
+  // When they are kept, the chunk's products still go to the warm buffers first and are streamed
+  // out to the kept tensors after its pointwise pass (non-temporal stores: no read-for-ownership).
   const bool keep_ln = ln && a.hw != nullptr;
-  S* hw_step = keep_ln ? nullptr : scratch<S>(6, ((rows + nch - 1) / nch) * G4);
-  S* xw_step = ln && !keep_ln ? scratch<S>(7, ((rows + nch - 1) / nch) * G4) : nullptr;
+  static const bool no_stream = std::getenv("LSTMKIT_NO_STREAM") != nullptr;  // A/B switch
+  const bool stream = keep_ln && !no_stream;
+  S* hw_step = keep_ln && !stream ? nullptr : scratch<S>(6, ((rows + nch - 1) / nch) * G4);
+  S* xw_step = ln && xin && (stream || !keep_ln) ? scratch<S>(7, ((rows + nch - 1) / nch) * G4) : nullptr;
 
   for (int64_t t = 0; t < T; ++t) {
     const S* hprev = a.h_all + (t * N + r0) * P;  // h_{t-1} of this block (rows, P)
@@ -181,9 +185,9 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
     }
     for (int64_t q = 0, c0 = r0; q < nch; ++q) {
       const int64_t cr = rows / nch + (q < rows % nch ? 1 : 0);  // rows [c0, c0 + cr)
-      S* hw_rows = keep_ln ? a.hw + (t * N + c0) * G4 : hw_step;
+      S* hw_rows = keep_ln && !stream ? a.hw + (t * N + c0) * G4 : hw_step;
       // xw of the chunk: kept, or (forward only) the warm buffer, or the buffer of all steps
-      S* xw_rows = !ln ? nullptr : keep_ln ? a.xw + (t * N + c0) * G4 : xw_step;
+      S* xw_rows = !ln ? nullptr : xw_step != nullptr ? xw_step : a.xw + (t * N + c0) * G4;
       if (xin)  // with layer norm, x_t W_ih^T goes apart into xw
         whh.mul_split(cr, k.I, a.x + (t * N + c0) * k.I, k.I, hin + (c0 - r0) * P, P, hw_rows, G4,
                       xw_rows);
@@ -261,6 +265,10 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
           std::memcpy(an + 2 * H, z + 3 * H, sizeof(S) * H);
         }
       }
+      if (stream) {
+        stream_copy(a.hw + (t * N + c0) * G4, hw_rows, cr * G4);
+        if (xw_step != nullptr) stream_copy(a.xw + (t * N + c0) * G4, xw_rows, cr * G4);
+      }
       c0 += cr;
     }
     S* hn = a.h_all + ((t + 1) * N + r0) * P;  // (rows, P)
@@ -276,6 +284,7 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
       }
     }
   }
+  if (stream) stream_fence();
 }
 
 // ---- one row of one step, backward -----------------------------------------------------------------

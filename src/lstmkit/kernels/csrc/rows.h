@@ -3,6 +3,9 @@
 #pragma once
 
 #include <omp.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <cstdint>
@@ -47,6 +50,27 @@ inline bool valid(const int64_t* lengths, int64_t t, int64_t n) {
 }
 
 template <typename S> inline void zero(S* p, int64_t n) { std::memset(p, 0, sizeof(S) * n); }
+
+// dst = src with non-temporal stores where the build has AVX-512 (dst is a large buffer only read
+// again much later, by backward: no read-for-ownership of its lines, no eviction of warm data).
+// Callers issue stream_fence() before the data is read by another thread.
+template <typename S> inline void stream_copy(S* dst, const S* src, int64_t n) {
+#ifdef __AVX512F__
+  if constexpr (sizeof(S) == 4) {
+    int64_t j = 0;
+    for (; j < n && (reinterpret_cast<uintptr_t>(dst + j) & 63) != 0; ++j) dst[j] = src[j];
+    for (; j + 16 <= n; j += 16) _mm512_stream_ps(dst + j, _mm512_loadu_ps(src + j));
+    for (; j < n; ++j) dst[j] = src[j];
+    return;
+  }
+#endif
+  std::memcpy(dst, src, sizeof(S) * n);
+}
+inline void stream_fence() {
+#ifdef __AVX512F__
+  _mm_sfence();
+#endif
+}
 
 // C (M x n) = A (M x k) . op(B) for the rows of all time steps at once (the input projections),
 // with op(B) packed once and the rows split over the threads.
