@@ -559,6 +559,11 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
   if (fgr) zero(da, rows * H3);
   const int64_t chunk = std::min(rows, whh.chunk_rows());
   const int64_t nch = (rows + chunk - 1) / chunk;
+  // With layer norm, the chunk's dxw goes to a warm buffer and is streamed out to w.dxw (read only
+  // by the GEMMs after the loop) with non-temporal stores.
+  static const bool no_stream = std::getenv("LSTMKIT_NO_STREAM") != nullptr;  // A/B switch
+  const bool stream = ln && !no_stream;
+  S* dxw_step = stream ? scratch<S>(7, ((rows + nch - 1) / nch) * G4) : nullptr;
 
   for (int64_t t = T - 1; t >= 0; --t) {
     // dL/dh_t = carried + dy_t; split by zoneout into the new value's share and h_{t-1}'s share
@@ -604,7 +609,7 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
         S* dzh = w.dzh + row * G4;
         if (!valid(a.lengths, t, n)) {
           zero(dzh, G4);
-          if (ln) zero(w.dxw + row * G4, G4);
+          if (ln) zero(stream ? dxw_step + (n - c0) * G4 : w.dxw + row * G4, G4);
           if (fgr) zero(w.dzifo + row * H3, H3);
           continue;
         }
@@ -634,7 +639,8 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
         }
         if (ln) {
           projection_ln_backward<S>(G4, dz, a.xw + row * G4, a.hw + row * G4, st, a.ln_ih, a.ln_hh,
-                                    w.dxw + row * G4, dzh, acc.dlih, acc.dlhh, acc.db);
+                                    stream ? dxw_step + (n - c0) * G4 : w.dxw + row * G4, dzh,
+                                    acc.dlih, acc.dlhh, acc.db);
         } else {
           S* db = acc.db;
 #pragma omp simd
@@ -647,6 +653,7 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
         }
       }
 
+      if (stream) stream_copy(w.dxw + (t * N + c0) * G4, dxw_step, cr * G4);
       // dL/dh_{t-1} = zoneout share + (dz W_hh) * mask
       whh.mul(cr, w.dzh + (t * N + c0) * G4, G4, rec + (c0 - r0) * P, P, false);
       for (int64_t n = c0; n < c0 + cr; ++n) {
@@ -666,6 +673,7 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
       c0 += cr;
     }
   }
+  if (stream) stream_fence();
 }
 
 }  // namespace
