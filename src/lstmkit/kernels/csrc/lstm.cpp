@@ -564,6 +564,9 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
   static const bool no_stream = std::getenv("LSTMKIT_NO_STREAM") != nullptr;  // A/B switch
   const bool stream = ln && !no_stream;
   S* dxw_step = stream ? scratch<S>(7, ((rows + nch - 1) / nch) * G4) : nullptr;
+  // So does the chunk's dzh (all options), after its product with W_hh has read it from L1.
+  static const bool stream_dz = std::getenv("LSTMKIT_NO_STREAM_DZ") == nullptr && !no_stream;
+  S* dzh_step = stream_dz ? scratch<S>(5, ((rows + nch - 1) / nch) * G4) : nullptr;
 
   for (int64_t t = T - 1; t >= 0; --t) {
     // dL/dh_t = carried + dy_t; split by zoneout into the new value's share and h_{t-1}'s share
@@ -606,7 +609,7 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
       const int64_t cr = rows / nch + (q < rows % nch ? 1 : 0);  // rows [c0, c0 + cr)
       for (int64_t n = c0; n < c0 + cr; ++n) {
         const int64_t row = t * N + n, rr = n - r0;
-        S* dzh = w.dzh + row * G4;
+        S* dzh = dzh_step ? dzh_step + (n - c0) * G4 : w.dzh + row * G4;
         if (!valid(a.lengths, t, n)) {
           zero(dzh, G4);
           if (ln) zero(stream ? dxw_step + (n - c0) * G4 : w.dxw + row * G4, G4);
@@ -655,7 +658,8 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
 
       if (stream) stream_copy(w.dxw + (t * N + c0) * G4, dxw_step, cr * G4);
       // dL/dh_{t-1} = zoneout share + (dz W_hh) * mask
-      whh.mul(cr, w.dzh + (t * N + c0) * G4, G4, rec + (c0 - r0) * P, P, false);
+      whh.mul(cr, dzh_step ? dzh_step : w.dzh + (t * N + c0) * G4, G4, rec + (c0 - r0) * P, P, false);
+      if (dzh_step) stream_copy(w.dzh + (t * N + c0) * G4, dzh_step, cr * G4);
       for (int64_t n = c0; n < c0 + cr; ++n) {
         if (!valid(a.lengths, t, n)) continue;  // padding: dL/dh carried unchanged
         const int64_t rr = n - r0;
@@ -673,7 +677,7 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
       c0 += cr;
     }
   }
-  if (stream) stream_fence();
+  if (stream || dzh_step) stream_fence();
 }
 
 }  // namespace
