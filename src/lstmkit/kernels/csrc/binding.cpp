@@ -32,6 +32,7 @@
 #include <torch/library.h>
 
 #include <cstdlib>
+#include <initializer_list>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -158,6 +159,20 @@ S* out_ptr(const Tensor& t) {
 }
 
 Tensor opt_at(const Tensors& l, size_t i) { return i < l.size() ? l[i] : Tensor(); }
+
+// Point *dst[q] at the data of list[q], or null where the list has no defined tensor q (a saved
+// buffer or an incoming gradient). The returned tensors keep that data alive while it is used.
+template <typename S, typename P>
+std::vector<Tensor> bind_list(const Tensors& list, std::initializer_list<P*> dst, const char* what,
+                              c10::ScalarType dt) {
+  std::vector<Tensor> keep;
+  keep.reserve(dst.size());
+  for (P* d : dst) {
+    keep.push_back(opt_at(list, keep.size()));
+    *d = keep.back().defined() ? const_cast<S*>(ptr<S>(keep.back(), what, dt)) : nullptr;
+  }
+  return keep;
+}
 
 // b_ih + b_hh, or undefined
 Tensor bias_sum(const OptT& bih, const OptT& bhh) {
@@ -289,20 +304,11 @@ std::vector<Tensor> lstm_backward_op(const Tensor& x, const Tensor& h0, const Te
     b.f = lstm_inputs<S>(x, h0, c0, w_ih, w_hh, bias, w_hr, w_peep, w_gr, ln_ih, ln_hh, ln_cw, ln_cb,
                          lengths, rec_mask, zone_c, zone_h, config);
     LstmForward<S>& a = b.f;
-    S** sv[10] = {&a.gates, &a.c, &a.c_new, &a.h_all, &a.h_in, &a.m, &a.a, &a.xw, &a.hw, &a.stats};
-    std::vector<Tensor> keep(10);
-    for (size_t q = 0; q < 10; ++q) {
-      keep[q] = opt_at(saved, q);
-      *sv[q] = keep[q].defined() ? const_cast<S*>(ptr<S>(keep[q], "saved", dt)) : nullptr;
-    }
-    std::vector<Tensor> g(5);
-    for (size_t q = 0; q < 5; ++q) g[q] = opt_at(grads, q);
-    auto gp = [&](size_t q) { return g[q].defined() ? ptr<S>(g[q], "grad", dt) : nullptr; };
-    b.dy = gp(0);
-    b.dh_n = gp(1);
-    b.dc_n = gp(2);
-    b.dgates = gp(3);
-    b.dc_trace = gp(4);
+    const auto keep = bind_list<S, S*>(
+        saved, {&a.gates, &a.c, &a.c_new, &a.h_all, &a.h_in, &a.m, &a.a, &a.xw, &a.hw, &a.stats},
+        "saved", dt);
+    const auto g = bind_list<S, const S*>(grads, {&b.dy, &b.dh_n, &b.dc_n, &b.dgates, &b.dc_trace},
+                                          "grad", dt);
 
     const Tensor* like[14] = {&x, &h0, &c0, &w_ih, &w_hh, nullptr, nullptr, nullptr, nullptr,
                               nullptr, nullptr, nullptr, nullptr, nullptr};
@@ -404,18 +410,8 @@ std::vector<Tensor> gru_backward_op(const Tensor& x, const Tensor& h0, const Ten
     GruBackward<S> b{};
     b.f = gru_inputs<S>(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, rec_mask, zone_h);
     GruForward<S>& a = b.f;
-    std::vector<Tensor> keep(4);
-    S** sv[4] = {&a.gates, &a.hn, &a.h_all, &a.h_in};
-    for (size_t q = 0; q < 4; ++q) {
-      keep[q] = opt_at(saved, q);
-      *sv[q] = keep[q].defined() ? const_cast<S*>(ptr<S>(keep[q], "saved", dt)) : nullptr;
-    }
-    std::vector<Tensor> g(3);
-    for (size_t q = 0; q < 3; ++q) g[q] = opt_at(grads, q);
-    auto gp = [&](size_t q) { return g[q].defined() ? ptr<S>(g[q], "grad", dt) : nullptr; };
-    b.dy = gp(0);
-    b.dh_n = gp(1);
-    b.dgates = gp(2);
+    const auto keep = bind_list<S, S*>(saved, {&a.gates, &a.hn, &a.h_all, &a.h_in}, "saved", dt);
+    const auto g = bind_list<S, const S*>(grads, {&b.dy, &b.dh_n, &b.dgates}, "grad", dt);
     if (need(0)) out[0] = empty_like_dtype(x.sizes(), x);
     out[1] = at::empty(h0.sizes(), x.options());
     if (need(2)) out[2] = at::empty(w_ih.sizes(), x.options());
