@@ -43,7 +43,7 @@ class Case:
 
 
 def lstm_case(opts: LSTMOptions, dtype=torch.float64, T=5, N=3, I=4, H=6, P=0, lengths=None,
-              rec=False, zoneout_c=False, zoneout_h=False, bias=True, seed=0) -> Case:
+              rec=False, zoneout_c=False, zoneout_h=False, bias=True, seed=0, x_grad=True) -> Case:
     g = torch.Generator().manual_seed(seed)
     rnd = lambda *s: torch.randn(*s, generator=g, dtype=dtype)  # noqa: E731
     Pout = P or H
@@ -57,7 +57,7 @@ def lstm_case(opts: LSTMOptions, dtype=torch.float64, T=5, N=3, I=4, H=6, P=0, l
         "zoneout_c": torch.bernoulli(torch.full((T, N, H), 0.3, dtype=dtype), generator=g) if zoneout_c else None,
         "zoneout_h": torch.bernoulli(torch.full((T, N, Pout), 0.3, dtype=dtype), generator=g) if zoneout_h else None,
     }
-    x = rnd(T, N, I).requires_grad_()
+    x = rnd(T, N, I).requires_grad_(x_grad)
     state = (rnd(N, Pout).requires_grad_(), rnd(N, H).requires_grad_())
     lengths = None if lengths is None else torch.tensor(lengths)
     return Case("lstm", x, state, params, opts, lengths, masks)
@@ -105,7 +105,10 @@ def run(module, case: Case, want_trace: bool = True, grad_outputs: Optional[set]
     for k, o in enumerate(outs):
         if grad_outputs is None or k in grad_outputs:
             loss = loss + (o * torch.randn(o.shape, generator=g, dtype=o.dtype)).sum()
-    grads = torch.autograd.grad(loss, case.leaves(), allow_unused=True)
+    leaves = case.leaves()
+    wanted = [t for t in leaves if t.requires_grad]  # x may be plain data (no dx asked for)
+    grads = iter(torch.autograd.grad(loss, wanted, allow_unused=True))
+    grads = [next(grads) if t.requires_grad else None for t in leaves]
     return [o.detach() for o in outs], [None if d is None else d.detach() for d in grads]
 
 

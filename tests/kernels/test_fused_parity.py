@@ -69,6 +69,39 @@ def test_lstm_shapes_across_threads_and_panels(preset, shape, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("x_grad", [True, False], ids=["dx", "no-dx"])
+@pytest.mark.parametrize("situation", ["plain", "V+proj+lengths", "CIFG+FGR+masks", "no-bias", "wide"])
+def test_layer_norm_input_side_both_ways(situation, x_grad, dtype):
+    """Layer norm's input-side backward has two implementations: with dx wanted it runs after the
+    time loop, rewritten through x (xw is not kept); without, in the loop from the kept xw. Both
+    must equal the reference, padding included."""
+    ln = LSTMOptions(layer_norm=True)
+    case = {
+        "plain": lambda: lstm_case(ln, dtype, x_grad=x_grad),
+        "V+proj+lengths": lambda: lstm_case(LSTMOptions(peephole=True, layer_norm=True), dtype, P=4,
+                                            lengths=[5, 2, 4], x_grad=x_grad),
+        "CIFG+FGR+masks": lambda: lstm_case(
+            LSTMOptions(peephole=True, coupled=True, gate_recurrence=True, layer_norm=True), dtype,
+            lengths=[3, 5, 1], rec=True, zoneout_c=True, zoneout_h=True, x_grad=x_grad),
+        "no-bias": lambda: lstm_case(ln, dtype, bias=False, x_grad=x_grad),
+        "wide": lambda: lstm_case(ln, dtype, T=6, N=9, I=33, H=70, lengths=[6, 1, 6, 5, 6, 2, 6, 6, 3],
+                                  x_grad=x_grad),
+    }[situation]()
+    check_against(case)
+
+
+@needs_fused
+def test_layer_norm_input_side_with_offset_projections():
+    """float32, x W_ih^T with a mean far from zero (every row of W_ih shares a component and x has an
+    offset): the after-the-loop form, which subtracts the mean late, stays within the tolerance."""
+    case = lstm_case(LSTMOptions(layer_norm=True), torch.float32, T=8, N=6, I=24, H=40)
+    with torch.no_grad():
+        case.x.add_(1.5)
+        case.params.weight_ih.add_(0.3)
+    check_against(case)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_lstm_no_bias_and_partial_gradients(dtype):
     check_against(lstm_case(PRESETS["V"], dtype, bias=False, lengths=[2, 5, 5]))
     check_against(lstm_case(PRESETS["CIFG"], dtype), grad_outputs={1})  # only h_n used

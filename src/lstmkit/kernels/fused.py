@@ -25,6 +25,8 @@ Environment variables:
                            then never fault fresh pages
 ``LSTMKIT_OWN_GEMM_ROWS``  ``0``: use the BLAS's (packed) GEMM instead of lstmkit's kernel (tests)
 ``LSTMKIT_NO_BLAS``        ``1``: ignore the BLAS symbols, plain loops instead (tests)
+``LSTMKIT_THP``            ``0``: plain pages for the big buffers (default: blocks from 2 MiB up are
+                           advised as transparent huge pages, fewer TLB misses on (T, N, 4H) buffers)
 =========================  ==========================================================================
 """
 from __future__ import annotations
@@ -58,6 +60,7 @@ _LDFLAGS = ("-fopenmp",)
 # Bits of LstmConfig::flags (csrc/fused.h).
 _PEEPHOLE, _COUPLED, _NO_INPUT, _NO_FORGET, _NO_OUTPUT, _GATE_REC, _LAYER_NORM = (1 << k for k in range(7))
 _NO_BACKWARD = 1 << 7  # forward only: the kernel need not keep what only backward reads
+_INPUT_GRAD = 1 << 8  # backward will need dx (layer norm: the input side's LN backward after the loop)
 
 _lock = threading.Lock()
 _state: dict = {"loaded": False, "error": None, "path": None, "build_seconds": None,
@@ -292,6 +295,8 @@ def lstm_direction(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, opts: LSTMO
     args = (x.contiguous(), h0.contiguous(), c0.contiguous(), _lengths(lengths, x.shape[0]),
             _c(rec_mask), _c(zoneout_c), _c(zoneout_h)) + tuple(_c(t) for t in p)
     if _wants_grad(*args):
+        if args[0].requires_grad:
+            config[0] |= _INPUT_GRAD
         h_all, h_n, c_n, gates, c = LSTMFunction.apply(config, *args)
     else:
         res = _ops().lstm_forward(*args[:3], *args[7:], *args[3:7], [config[0] | _NO_BACKWARD] + config[1:])

@@ -92,6 +92,7 @@ const int64_t* lengths_ptr(const OptT& t) {
 class Pool {
  public:
   void* get(size_t bytes) {
+    bytes = big_size(bytes);
     {
       std::lock_guard<std::mutex> g(mu_);
       auto it = free_.lower_bound(bytes);
@@ -102,11 +103,9 @@ class Pool {
         return p;
       }
     }
-    const size_t rounded = (bytes + 4095) / 4096 * 4096;
-    void* p = std::aligned_alloc(64, rounded);
-    if (p == nullptr) throw std::bad_alloc();
+    void* p = big_alloc(bytes);
     std::lock_guard<std::mutex> g(mu_);
-    size_[p] = rounded;
+    size_[p] = bytes;
     return p;
   }
   void put(void* p) {
@@ -260,7 +259,7 @@ std::vector<Tensor> lstm_forward_op(const Tensor& x, const Tensor& h0, const Ten
     Tensor m = a.w_hr ? empty_like_dtype({T, N, H}, x) : Tensor();
     Tensor ga = (a.cfg.flags & kGateRecurrence) ? empty_like_dtype({T + 1, N, 3 * H}, x) : Tensor();
     const bool keep = ln && !(a.cfg.flags & kNoBackward);  // what only backward reads
-    Tensor xw = keep ? empty_like_dtype({T, N, 4 * H}, x) : Tensor();
+    Tensor xw = keep && !ln_input_after_loop(a.cfg) ? empty_like_dtype({T, N, 4 * H}, x) : Tensor();
     Tensor hw = keep ? empty_like_dtype({T, N, 4 * H}, x) : Tensor();
     Tensor stats = ln ? empty_like_dtype({T, N, 6}, x) : Tensor();
     Tensor h_n = empty_like_dtype({N, P}, x);

@@ -3,6 +3,9 @@
 #include "pointwise.h"
 
 #include <dlfcn.h>
+#include <sys/mman.h>
+
+#include <cstring>
 #include <omp.h>
 
 #include <algorithm>
@@ -244,6 +247,30 @@ void loop_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, S alpha, const
 }
 
 }  // namespace
+
+static bool use_thp() {
+  static const bool thp = [] {
+    const char* e = std::getenv("LSTMKIT_THP");
+    return e == nullptr || std::strcmp(e, "0") != 0;
+  }();
+  return thp;
+}
+
+constexpr size_t kHugePage = size_t(2) << 20;
+
+size_t big_size(size_t bytes) {
+  if (use_thp() && bytes >= kHugePage) return (bytes + kHugePage - 1) / kHugePage * kHugePage;
+  return (bytes + 4095) / 4096 * 4096;
+}
+
+void* big_alloc(size_t bytes) {
+  bytes = big_size(bytes);
+  const bool huge = use_thp() && bytes >= kHugePage;
+  void* p = std::aligned_alloc(huge ? kHugePage : 64, bytes);
+  if (p == nullptr) throw std::bad_alloc();
+  if (huge) madvise(p, bytes, MADV_HUGEPAGE);  // advice only: plain pages if the kernel has none
+  return p;
+}
 
 const char* blas_backend() {
   const bool own = own_rows_limit() > 8;

@@ -63,6 +63,12 @@ const char* blas_backend();
 int num_threads();
 void set_num_threads_getter(int (*getter)());
 
+// Big work arrays and pooled tensors: big_size(bytes) is the size of the block big_alloc(bytes)
+// returns, 64-byte aligned; from 2 MiB up it is 2 MiB aligned and advised as transparent huge pages
+// (fewer TLB misses on the (T, N, 4H) buffers; LSTMKIT_THP=0: plain pages). Free with std::free.
+size_t big_size(size_t bytes);
+void* big_alloc(size_t bytes);
+
 // A scratch buffer that survives between calls so that big work arrays are not re-faulted on every
 // call (one per thread that calls into the kernels). Contents are undefined on return.
 template <typename S>

@@ -35,6 +35,9 @@ enum LstmFlag : int {
   kGateRecurrence = 1 << 5, // i, f, o also see [i; f; o]_{t-1} through weight_gr (3H, 3H)
   kLayerNorm = 1 << 6,      // LN(x W_ih^T) g_ih + LN(h W_hh^T) g_hh + b; h = o act(LN(c))
   kNoBackward = 1 << 7,     // forward only (no grad): xw and hw (layer norm) need not be kept
+  kInputGrad = 1 << 8,      // backward will need dx: with layer norm, the input side's LayerNorm
+                            // backward then runs after the loop, folded into the dx and dW_ih
+                            // products, and xw is not kept (see lstm.cpp, ln_input_backward)
 };
 
 struct LstmConfig {
@@ -42,6 +45,12 @@ struct LstmConfig {
   int flags;
   int gate_act, input_act, output_act;  // activation codes (pointwise.h)
 };
+
+// Layer norm with kInputGrad: the input side's LayerNorm backward runs after the time loop and the
+// forward keeps no xw.
+inline bool ln_input_after_loop(const LstmConfig& k) {
+  return (k.flags & kLayerNorm) && (k.flags & kInputGrad) && k.I > 0;
+}
 
 // Everything a forward call reads and writes. Pointers marked "or null" are absent options.
 template <typename S>
@@ -73,7 +82,8 @@ struct LstmForward {
   S* h_in;    // (T, N, P) h_{t-1} * rec_mask (the W_hh operand), or null without rec_mask
   S* m;       // (T, N, H) o * act(c) before the projection, or null without projection
   S* a;       // (T + 1, N, 3H) [i; f; o] of the previous step (gate recurrence), or null
-  S* xw;     // (T, N, 4H) x W_ih^T before its LayerNorm (layer norm), or null (also with kNoBackward)
+  S* xw;     // (T, N, 4H) x W_ih^T before its LayerNorm (layer norm, kept for backward), or null
+             // (also with kNoBackward or kInputGrad)
   S* hw;     // (T, N, 4H) h W_hh^T before its LayerNorm (layer norm), or null (also with kNoBackward)
   S* stats;  // (T, N, 6) [mean, rstd] of xw, of hw and of c_t (layer norm), or null
   S* h_n;     // (N, P) final states (each row's last real step)

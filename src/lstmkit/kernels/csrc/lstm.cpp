@@ -167,11 +167,13 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
   // call (a.hw null): then they too live in warm per-thread buffers of one chunk.
   // When they are kept, the chunk's products still go to the warm buffers first and are streamed
   // out to the kept tensors after its pointwise pass (non-temporal stores: no read-for-ownership).
-  const bool keep_ln = ln && a.hw != nullptr;
+  // xw is kept only for a backward that runs the input side's LayerNorm backward in its loop (without
+  // kInputGrad); with xin and no xw to keep, it too lives in a warm per-thread buffer.
+  const bool keep_ln = ln && a.hw != nullptr, keep_xw = ln && a.xw != nullptr;
   static const bool no_stream = std::getenv("LSTMKIT_NO_STREAM") != nullptr;  // A/B switch
   const bool stream = keep_ln && !no_stream;
   S* hw_step = keep_ln && !stream ? nullptr : scratch<S>(6, ((rows + nch - 1) / nch) * G4);
-  S* xw_step = ln && xin && (stream || !keep_ln) ? scratch<S>(7, ((rows + nch - 1) / nch) * G4) : nullptr;
+  S* xw_step = ln && xin && (stream || !keep_xw) ? scratch<S>(7, ((rows + nch - 1) / nch) * G4) : nullptr;
 
   for (int64_t t = 0; t < T; ++t) {
     const S* hprev = a.h_all + (t * N + r0) * P;  // h_{t-1} of this block (rows, P)
@@ -267,7 +269,7 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
       }
       if (stream) {
         stream_copy(a.hw + (t * N + c0) * G4, hw_rows, cr * G4);
-        if (xw_step != nullptr) stream_copy(a.xw + (t * N + c0) * G4, xw_rows, cr * G4);
+        if (xw_step != nullptr && keep_xw) stream_copy(a.xw + (t * N + c0) * G4, xw_rows, cr * G4);
       }
       c0 += cr;
     }
@@ -504,6 +506,31 @@ inline void projection_ln_backward(int64_t G4, const S* dz, const S* xw, const S
   }
 }
 
+// The recurrent half of projection_ln_backward, for a backward that runs the input half after the
+// loop (kInputGrad, see ln_input_backward): dz (4H) in; dhw (4H) out; accumulates g_hh's and the
+// bias's gradients, and of the input half what needs dz element by element: dlih += dz * rstd_ih *
+// mean_ih (its correction term) and *s1x = sum(dz * g_ih).
+template <typename S>
+inline void projection_ln_backward_h(int64_t G4, const S* dz, const S* hw, const S* st, const S* gih,
+                                     const S* ghh, S* dhw, S* dghh, S* db, S* dlih, S* s1x) {
+  const S mh = st[2], rh = st[3], xc = st[0] * st[1];
+  S s1 = 0, s2 = 0, sx = 0;
+#pragma omp simd reduction(+ : s1, s2, sx)
+  for (int64_t j = 0; j < G4; ++j) {
+    const S hh = (hw[j] - mh) * rh, gh = dz[j] * ghh[j];
+    dghh[j] += dz[j] * hh;
+    db[j] += dz[j];
+    dlih[j] += dz[j] * xc;
+    s1 += gh;
+    s2 += gh * hh;
+    sx += dz[j] * gih[j];
+  }
+  *s1x = sx;
+  const S m1 = s1 / S(G4), m2 = s2 / S(G4);
+#pragma omp simd
+  for (int64_t j = 0; j < G4; ++j) dhw[j] = rh * (dz[j] * ghh[j] - m1 - (hw[j] - mh) * rh * m2);
+}
+
 // Per-thread accumulators of the parameter gradients that are sums over rows.
 template <typename S>
 struct Acc {
@@ -522,9 +549,10 @@ struct Acc {
 template <typename S>
 struct BackBuffers {
   S* dzh;    // (T, N, 4H) the W_hh-side pre-activation gradients (== dxw without layer norm)
-  S* dxw;    // (T, N, 4H) the W_ih-side ones
+  S* dxw;    // (T, N, 4H) the W_ih-side ones (layer norm; with kInputGrad, dz itself)
   S* dzifo;  // (T, N, 3H) gate-recurrence operand [dz_i; dz_f; dz_o], or null
   S* dhnew;  // (T, N, P) dL/d(projected h_t before zoneout), or null without projection
+  S* s1x;    // (T, N) sum(dz * g_ih) per row (ln_input_after_loop), or null
 };
 
 template <typename S>
@@ -536,6 +564,7 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
   const int64_t r0 = blk.r0, rows = blk.r1 - blk.r0;
   if (rows <= 0) return;
   const bool ln = k.flags & kLayerNorm, fgr = k.flags & kGateRecurrence, proj = a.w_hr != nullptr;
+  const bool post_x = ln_input_after_loop(k);  // dz itself goes to w.dxw
   const bool any_trace = b.dgates != nullptr || b.dc_trace != nullptr;
   const bool fast = fast_path<S>(k) && a.zone_c == nullptr && !any_trace;
   const bool peep = a.w_peep != nullptr, coupled = k.flags & kCoupled;
@@ -613,13 +642,15 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
         if (!valid(a.lengths, t, n)) {
           zero(dzh, G4);
           if (ln) zero(stream ? dxw_step + (n - c0) * G4 : w.dxw + row * G4, G4);
+          if (post_x) w.s1x[row] = S(0);
           if (fgr) zero(w.dzifo + row * H3, H3);
           continue;
         }
         const S* gt = a.gates + row * G4;
         const S* cp = t == 0 ? a.c0 + n * H : a.c + (row - N) * H;
         const S* cn = a.c_new + row * H;
-        S* dz = ln ? dzrow : dzh;
+        S* dxw = !ln ? nullptr : stream ? dxw_step + (n - c0) * G4 : w.dxw + row * G4;
+        S* dz = post_x ? dxw : ln ? dzrow : dzh;
         const S* st = ln ? a.stats + row * 6 : nullptr;
         if constexpr (sizeof(S) == 4) if (fast) {
 #define LSTMKIT_BWD(PE, CO, LN)                                                                    \
@@ -640,10 +671,12 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
                            fgr ? da + rr * H3 : nullptr, b.dgates ? b.dgates + row * G4 : nullptr,
                            acc.dpp, acc.dlcw, acc.dlcb, y, chat, dcn);
         }
-        if (ln) {
+        if (post_x) {
+          projection_ln_backward_h<S>(G4, dz, a.hw + row * G4, st, a.ln_ih, a.ln_hh, dzh, acc.dlhh,
+                                      acc.db, acc.dlih, w.s1x + row);
+        } else if (ln) {
           projection_ln_backward<S>(G4, dz, a.xw + row * G4, a.hw + row * G4, st, a.ln_ih, a.ln_hh,
-                                    stream ? dxw_step + (n - c0) * G4 : w.dxw + row * G4, dzh,
-                                    acc.dlih, acc.dlhh, acc.db);
+                                    dxw, dzh, acc.dlih, acc.dlhh, acc.db);
         } else {
           S* db = acc.db;
 #pragma omp simd
@@ -680,6 +713,138 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
   if (stream || dzh_step) stream_fence();
 }
 
+// One pass over the rows of D (R, G) for two products that would each read all of it (D is large and
+// was streamed out to memory; dW_ih and dx, or layer norm's A and V): in blocks of rows that stay in L2,
+// Y = D B (B (G, n); Y (R, n), optional) and Acc = D^T X (X (R, m); Acc (G, m)), the latter summed
+// over per-thread partial sums. Without Y this is just the second product.
+template <typename S>
+void rows_pass(int64_t R, int64_t G, const S* D, const S* B, int64_t n, S* Y, const S* X, int64_t m,
+               S* Acc) {
+  const int nth = int(std::max<int64_t>(1, std::min<int64_t>(num_threads(), R / 64)));
+  // about 256 KiB of D per block, and at least 4m rows so that the accumulating product is not
+  // dominated by reading and writing Acc
+  const int64_t blk = std::max<int64_t>({16, (int64_t(64) << 10) / G, 4 * m});
+  std::vector<S> part(size_t(nth > 1 ? (nth - 1) * G * m : 0), S(0));
+  for_each_block(nth, R, [&](int tid, Block b) {
+    S* acc = tid == 0 ? Acc : part.data() + (tid - 1) * G * m;
+    for (int64_t r = b.r0; r < b.r1; r += blk) {
+      const int64_t rows = std::min(blk, b.r1 - r);
+      if (Y != nullptr) gemm<S>(false, false, rows, n, G, S(1), D + r * G, G, B, n, S(0), Y + r * n, n);
+      gemm<S>(true, false, G, m, rows, S(1), D + r * G, G, X + r * m, m, r == b.r0 ? S(0) : S(1), acc, m);
+    }
+    if (b.r1 == b.r0) zero(acc, G * m);
+  });
+  for (int t = 1; t < nth; ++t) {
+    const S* p = part.data() + (t - 1) * G * m;
+    for (int64_t j = 0; j < G * m; ++j) Acc[j] += p[j];
+  }
+}
+
+// The input side of layer norm, after the loop (kInputGrad). z = LN(xw) g_ih + ... with xw = x W^T
+// (W = W_ih (4H, I)); per row r, with u = dz * g_ih, xhat = (xw - mean) * rstd and G = 4H:
+//   dxw = rstd * (u - m1 - xhat * m2),  m1 = sum(u) / G,  m2 = sum(u * xhat) / G.
+// xw is not kept: every term is rewritten through x, so that all that is read of the rows is dz
+// ((T, N, 4H), written by the loop) and x. sum(u) comes from the loop (s1x). With V = dz diag(g_ih) W
+// (TN, I) (the product dx needs anyway), sum(u * xw) = V . x, hence m2; then
+//   dx    = dxw W = rstd * (V - m1 cs - m2 rstd (x W^T W - mean cs)),           cs = 1^T W
+//   dW    = dxw^T x = diag(g_ih) A - 1 beta^T - W C + 1 gamma^T,                A = dz^T (rstd x)
+//   dg_ih = sum_r dz * xhat = rowsum(W * A) - dz^T (rstd mean)  (the last term from the loop, in dlih)
+// with beta = sum_r rstd m1 x, C = x^T diag(c) x, gamma = sum_r c mean x, c = rstd^2 m2.
+// The two products over all rows, A and V, have the shapes of the dW_ih and dx products they replace.
+template <typename S>
+void ln_input_backward(const LstmBackward<S>& b, const S* dz, const S* s1x, S* dlih) {
+  const LstmForward<S>& a = b.f;
+  const LstmConfig& k = a.cfg;
+  const int64_t T = k.T, N = k.N, I = k.I, G4 = 4 * k.H, TN = T * N;
+  const S* W = a.w_ih;
+  const S* gih = a.ln_ih;
+  // per-row statistics of xw; padding rows (dz zero there) get zeros, never their unwritten stats
+  std::vector<S> mean(TN, S(0)), rstd(TN, S(0)), m1(TN, S(0)), m2(TN, S(0));
+  for (int64_t r = 0; r < TN; ++r) {
+    if (!valid(a.lengths, r / N, r % N)) continue;
+    mean[r] = a.stats[r * 6];
+    rstd[r] = a.stats[r * 6 + 1];
+  }
+  // one pass over dz: A = dz^T (rstd x) (4H, I) and V = dz diag(g_ih) W (TN, I)
+  const bool want_a = b.dw_ih || dlih, want_v = b.dx || b.dw_ih;
+  std::vector<S> A(want_a ? size_t(G4 * I) : 0), Wg(want_v ? size_t(G4 * I) : 0);
+  S* XS = want_a ? scratch<S>(4, TN * I) : nullptr;
+  S* V = want_v ? scratch<S>(5, TN * I) : nullptr;
+  if (want_a) {
+    for (int64_t r = 0; r < TN; ++r) {
+      const S* xr = a.x + r * I;
+      S* d = XS + r * I;
+      for (int64_t l = 0; l < I; ++l) d[l] = rstd[r] * xr[l];
+    }
+  }
+  if (want_v) {
+    for (int64_t j = 0; j < G4; ++j)
+      for (int64_t l = 0; l < I; ++l) Wg[j * I + l] = gih[j] * W[j * I + l];
+  }
+  if (want_a) rows_pass<S>(TN, G4, dz, Wg.data(), I, V, XS, I, A.data());
+  else if (want_v) project_rows<S>(false, TN, G4, I, dz, Wg.data(), V);
+  if (dlih) {
+    for (int64_t j = 0; j < G4; ++j) {
+      S sum = 0;
+      for (int64_t l = 0; l < I; ++l) sum += W[j * I + l] * A[j * I + l];
+      dlih[j] = sum - dlih[j];
+    }
+  }
+  if (!want_v) return;
+  for (int64_t r = 0; r < TN; ++r) {
+    if (rstd[r] == S(0)) continue;  // padding
+    const S* v = V + r * I;
+    const S* xr = a.x + r * I;
+    S p = 0;
+    for (int64_t l = 0; l < I; ++l) p += v[l] * xr[l];
+    m1[r] = s1x[r] / S(G4);
+    m2[r] = rstd[r] * (p - mean[r] * s1x[r]) / S(G4);
+  }
+  std::vector<S> cs(size_t(I), S(0));  // column sums of W
+  for (int64_t j = 0; j < G4; ++j)
+    for (int64_t l = 0; l < I; ++l) cs[l] += W[j * I + l];
+  if (b.dx) {  // dx = rstd (V - m1 cs - m2 rstd (x W^T W - mean cs))
+    std::vector<S> gram(size_t(I * I));
+    gemm<S>(true, false, I, I, G4, S(1), W, I, W, I, S(0), gram.data(), I);
+    S* XG = scratch<S>(4, TN * I);
+    gemm<S>(false, false, TN, I, I, S(1), a.x, I, gram.data(), I, S(0), XG, I);
+    for (int64_t r = 0; r < TN; ++r) {
+      S* d = b.dx + r * I;
+      if (rstd[r] == S(0)) {
+        zero(d, I);
+        continue;
+      }
+      const S* v = V + r * I;
+      const S* xg = XG + r * I;
+      const S rs = rstd[r], q = m2[r] * rs, mu = mean[r], a1 = m1[r];
+#pragma omp simd
+      for (int64_t l = 0; l < I; ++l) d[l] = rs * (v[l] - a1 * cs[l] - q * (xg[l] - mu * cs[l]));
+    }
+  }
+  if (b.dw_ih) {  // dW = diag(g_ih) A - 1 beta^T - W C + 1 gamma^T
+    std::vector<S> beta(size_t(I), S(0)), gamma(size_t(I), S(0)), C(size_t(I * I));
+    S* XC = scratch<S>(4, TN * I);  // rows c_r x_r
+    for (int64_t r = 0; r < TN; ++r) {
+      const S* xr = a.x + r * I;
+      S* d = XC + r * I;
+      const S c = rstd[r] * rstd[r] * m2[r], bm = rstd[r] * m1[r], gm = c * mean[r];
+#pragma omp simd
+      for (int64_t l = 0; l < I; ++l) {
+        d[l] = c * xr[l];
+        beta[l] += bm * xr[l];
+        gamma[l] += gm * xr[l];
+      }
+    }
+    gemm<S>(true, false, I, I, TN, S(1), a.x, I, XC, I, S(0), C.data(), I);
+    gemm<S>(false, false, G4, I, I, S(1), W, I, C.data(), I, S(0), b.dw_ih, I);  // W C
+    for (int64_t j = 0; j < G4; ++j) {
+      S* d = b.dw_ih + j * I;
+      const S* Aj = A.data() + j * I;
+      for (int64_t l = 0; l < I; ++l) d[l] = gih[j] * Aj[l] - beta[l] - d[l] + gamma[l];
+    }
+  }
+}
+
 }  // namespace
 
 template <typename S>
@@ -708,9 +873,9 @@ void lstm_forward(const LstmForward<S>& a_in) {
     if (!wxh->own(max_rows)) wxh.reset();
   }
   const bool xin = wxh != nullptr;
-  if (ln && !xin && a.hw == nullptr) {  // forward only, but the projections of all steps come first
-    a.xw = scratch<S>(0, T * N * G4);
-    a.hw = scratch<S>(1, T * N * G4);
+  if (ln && !xin) {  // the projections of all steps come first (into work buffers where not kept)
+    if (a.xw == nullptr) a.xw = scratch<S>(0, T * N * G4);
+    if (a.hw == nullptr) a.hw = scratch<S>(1, T * N * G4);
   }
   if (!xin) project_rows<S>(true, T * N, I, G4, a.x, a.w_ih, ln ? a.xw : a.gates);
   std::memcpy(a.h_all, a.h0, sizeof(S) * N * P);
@@ -746,6 +911,7 @@ void lstm_backward(const LstmBackward<S>& b) {
   w.dxw = ln ? scratch<S>(1, T * N * G4) : w.dzh;
   w.dzifo = fgr ? scratch<S>(2, T * N * H3) : nullptr;
   w.dhnew = proj ? scratch<S>(3, T * N * P) : nullptr;
+  w.s1x = ln_input_after_loop(k) ? scratch<S>(6, T * N) : nullptr;
 
   const int nth = threads_for(N);
   const int64_t max_rows = (N + nth - 1) / nth;
@@ -772,8 +938,13 @@ void lstm_backward(const LstmBackward<S>& b) {
     const S* hin = a.rec_mask ? a.h_in : a.h_all;
     gemm<S>(true, false, G4, P, TN, S(1), w.dzh, G4, hin, P, S(0), b.dw_hh, P);
   }
-  if (b.dw_ih) gemm<S>(true, false, G4, I, TN, S(1), w.dxw, G4, a.x, I, S(0), b.dw_ih, I);
-  if (b.dx) project_rows<S>(false, TN, G4, I, w.dxw, a.w_ih, b.dx);  // dx = dxw W_ih
+  if (ln_input_after_loop(k)) {  // w.dxw holds dz
+    ln_input_backward<S>(b, w.dxw, w.s1x, b.dln_ih);  // b.dln_ih holds the loop's correction term
+  } else {
+    // dW_ih = dxw^T x and dx = dxw W_ih, in one pass over dxw
+    if (b.dw_ih) rows_pass<S>(TN, G4, w.dxw, a.w_ih, I, b.dx, a.x, I, b.dw_ih);
+    else if (b.dx) project_rows<S>(false, TN, G4, I, w.dxw, a.w_ih, b.dx);
+  }
   if (b.dw_hr) gemm<S>(true, false, P, H, TN, S(1), w.dhnew, P, a.m, H, S(0), b.dw_hr, H);
   if (b.dw_gr) gemm<S>(true, false, H3, H3, TN, S(1), w.dzifo, H3, a.a, H3, S(0), b.dw_gr, H3);
 }
