@@ -759,7 +759,7 @@ void ln_input_backward(const LstmBackward<S>& b, const S* dz, const S* s1x, S* d
   const S* W = a.w_ih;
   const S* gih = a.ln_ih;
   // per-row statistics of xw; padding rows (dz zero there) get zeros, never their unwritten stats
-  std::vector<S> mean(TN, S(0)), rstd(TN, S(0)), m1(TN, S(0)), m2(TN, S(0));
+  std::vector<S> mean(TN, S(0)), rstd(TN, S(0));
   for (int64_t r = 0; r < TN; ++r) {
     if (!valid(a.lengths, r / N, r % N)) continue;
     mean[r] = a.stats[r * 6];
@@ -791,50 +791,63 @@ void ln_input_backward(const LstmBackward<S>& b, const S* dz, const S* s1x, S* d
     }
   }
   if (!want_v) return;
-  for (int64_t r = 0; r < TN; ++r) {
-    if (rstd[r] == S(0)) continue;  // padding
-    const S* v = V + r * I;
-    const S* xr = a.x + r * I;
-    S p = 0;
-    for (int64_t l = 0; l < I; ++l) p += v[l] * xr[l];
-    m1[r] = s1x[r] / S(G4);
-    m2[r] = rstd[r] * (p - mean[r] * s1x[r]) / S(G4);
-  }
   std::vector<S> cs(size_t(I), S(0));  // column sums of W
   for (int64_t j = 0; j < G4; ++j)
     for (int64_t l = 0; l < I; ++l) cs[l] += W[j * I + l];
-  if (b.dx) {  // dx = rstd (V - m1 cs - m2 rstd (x W^T W - mean cs))
+  S* XG = nullptr;  // (TN, I) x W^T W
+  if (b.dx) {
     std::vector<S> gram(size_t(I * I));
     gemm<S>(true, false, I, I, G4, S(1), W, I, W, I, S(0), gram.data(), I);
-    S* XG = scratch<S>(4, TN * I);
+    XG = scratch<S>(4, TN * I);
     gemm<S>(false, false, TN, I, I, S(1), a.x, I, gram.data(), I, S(0), XG, I);
-    for (int64_t r = 0; r < TN; ++r) {
-      S* d = b.dx + r * I;
-      if (rstd[r] == S(0)) {
-        zero(d, I);
+  }
+  // one pass over the rows, split over the threads: m1, m2, then the row of dx and, for dW, the
+  // row c x of C's product and the per-thread sums beta, gamma
+  S* XC = b.dw_ih ? scratch<S>(7, TN * I) : nullptr;  // rows c_r x_r
+  const int nth = int(std::max<int64_t>(1, std::min<int64_t>(num_threads(), TN / 64)));
+  const int64_t stride = 2 * I + 16;  // apart by a cache line at least: no false sharing
+  std::vector<S> sums(size_t(nth * stride), S(0));  // per thread [beta | gamma]
+  for_each_block(nth, TN, [&](int tid, Block blk) {
+    S* beta = sums.data() + tid * stride;
+    S* gamma = beta + I;
+    for (int64_t r = blk.r0; r < blk.r1; ++r) {
+      S* dxr = b.dx ? b.dx + r * I : nullptr;
+      S* xc = XC ? XC + r * I : nullptr;
+      if (rstd[r] == S(0)) {  // padding
+        if (dxr) zero(dxr, I);
+        if (xc) zero(xc, I);
         continue;
       }
       const S* v = V + r * I;
-      const S* xg = XG + r * I;
-      const S rs = rstd[r], q = m2[r] * rs, mu = mean[r], a1 = m1[r];
-#pragma omp simd
-      for (int64_t l = 0; l < I; ++l) d[l] = rs * (v[l] - a1 * cs[l] - q * (xg[l] - mu * cs[l]));
-    }
-  }
-  if (b.dw_ih) {  // dW = diag(g_ih) A - 1 beta^T - W C + 1 gamma^T
-    std::vector<S> beta(size_t(I), S(0)), gamma(size_t(I), S(0)), C(size_t(I * I));
-    S* XC = scratch<S>(4, TN * I);  // rows c_r x_r
-    for (int64_t r = 0; r < TN; ++r) {
       const S* xr = a.x + r * I;
-      S* d = XC + r * I;
-      const S c = rstd[r] * rstd[r] * m2[r], bm = rstd[r] * m1[r], gm = c * mean[r];
+      S p = 0;
+#pragma omp simd reduction(+ : p)
+      for (int64_t l = 0; l < I; ++l) p += v[l] * xr[l];
+      const S rs = rstd[r], mu = mean[r], m1 = s1x[r] / S(G4), m2 = rs * (p - mu * s1x[r]) / S(G4);
+      if (dxr) {  // dx = rstd (V - m1 cs - m2 rstd (x W^T W - mean cs))
+        const S* xg = XG + r * I;
+        const S q = m2 * rs;
 #pragma omp simd
-      for (int64_t l = 0; l < I; ++l) {
-        d[l] = c * xr[l];
-        beta[l] += bm * xr[l];
-        gamma[l] += gm * xr[l];
+        for (int64_t l = 0; l < I; ++l) dxr[l] = rs * (v[l] - m1 * cs[l] - q * (xg[l] - mu * cs[l]));
+      }
+      if (xc) {
+        const S c = rs * rs * m2, bm = rs * m1, gm = c * mu;
+#pragma omp simd
+        for (int64_t l = 0; l < I; ++l) {
+          xc[l] = c * xr[l];
+          beta[l] += bm * xr[l];
+          gamma[l] += gm * xr[l];
+        }
       }
     }
+  });
+  if (b.dw_ih) {  // dW = diag(g_ih) A - 1 beta^T - W C + 1 gamma^T
+    std::vector<S> beta(size_t(I), S(0)), gamma(size_t(I), S(0)), C(size_t(I * I));
+    for (int t = 0; t < nth; ++t)
+      for (int64_t l = 0; l < I; ++l) {
+        beta[l] += sums[t * stride + l];
+        gamma[l] += sums[t * stride + I + l];
+      }
     gemm<S>(true, false, I, I, TN, S(1), a.x, I, XC, I, S(0), C.data(), I);
     gemm<S>(false, false, G4, I, I, S(1), W, I, C.data(), I, S(0), b.dw_ih, I);  // W C
     for (int64_t j = 0; j < G4; ++j) {
