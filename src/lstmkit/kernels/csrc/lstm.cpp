@@ -732,7 +732,6 @@ void rows_pass(int64_t R, int64_t G, const S* D, const S* B, int64_t n, S* Y, co
       if (Y != nullptr) gemm<S>(false, false, rows, n, G, S(1), D + r * G, G, B, n, S(0), Y + r * n, n);
       gemm<S>(true, false, G, m, rows, S(1), D + r * G, G, X + r * m, m, r == b.r0 ? S(0) : S(1), acc, m);
     }
-    if (b.r1 == b.r0) zero(acc, G * m);
   });
   for (int t = 1; t < nth; ++t) {
     const S* p = part.data() + (t - 1) * G * m;
@@ -791,11 +790,11 @@ void ln_input_backward(const LstmBackward<S>& b, const S* dz, const S* s1x, S* d
     }
   }
   if (!want_v) return;
-  std::vector<S> cs(size_t(I), S(0));  // column sums of W
-  for (int64_t j = 0; j < G4; ++j)
-    for (int64_t l = 0; l < I; ++l) cs[l] += W[j * I + l];
+  std::vector<S> cs(b.dx ? size_t(I) : 0, S(0));  // column sums of W (dx only)
   S* XG = nullptr;  // (TN, I) x W^T W
   if (b.dx) {
+    for (int64_t j = 0; j < G4; ++j)
+      for (int64_t l = 0; l < I; ++l) cs[l] += W[j * I + l];
     std::vector<S> gram(size_t(I * I));
     gemm<S>(true, false, I, I, G4, S(1), W, I, W, I, S(0), gram.data(), I);
     XG = scratch<S>(4, TN * I);
