@@ -9,8 +9,8 @@ instruction set and GEMM path.
   ``-march``. ``csrc/isa.h`` sizes the GEMM register block for each.
 * **GEMM path by measurement.** lstmkit's register-blocked kernel and the BLAS's packed GEMM (MKL in
   torch's x86 wheels) are timed against each other over a ladder of row counts at the first load
-  of a build (a fraction of a second); the crossover is cached beside the library (``gemm.json``,
-  re-measured when the BLAS differs) and handed to the kernels. ``LSTMKIT_OWN_GEMM_ROWS`` overrides.
+  of a build (about a second); the crossover is cached beside the library (``gemm-<blas>.json``)
+  and handed to the kernels. ``LSTMKIT_OWN_GEMM_ROWS`` overrides.
 * **Cache.** Libraries live under :func:`cache_root` in a folder named by a hash of the sources, the
   flags, torch's and Python's versions, the CPU, the ISA and ``$CXX``. A build writes
   ``BUILD_OK`` (JSON: the library's size and SHA-256) last; a load first checks the library against
@@ -342,7 +342,7 @@ def _build(build_dir: Path, isa: str) -> Path:
 
 
 # ---- the GEMM path, by measurement -------------------------------------------------------------------
-_LADDER = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
+_LADDER = (1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128)
 _SHAPES = ((80, 256), (320, 1024))  # (k, n): a step's [x | h] . [W_ih | W_hh]^T at H = 64 and 256
 _ANY = 1 << 30
 
@@ -375,9 +375,9 @@ def calibrate_gemm(ops=None) -> dict:
 
 def _gemm_plan(build_dir: Path) -> dict:
     """The cached crossover of this build and BLAS, measured now if there is none."""
-    path = build_dir / "gemm.json"
     ops = torch.ops.lstmkit
     blas = "loops" if os.environ.get("LSTMKIT_NO_BLAS") else "torch"
+    path = build_dir / f"gemm-{blas}.json"
     try:
         plan = json.loads(path.read_text())
         if plan.get("blas") == blas and len(plan["cols"]) == len(plan["rows"]):

@@ -270,6 +270,16 @@ double gemm_seconds(int64_t m, int64_t k, int64_t n, bool own, int reps) {
   for (size_t i = 0; i < A.size(); ++i) A[i] = float(i % 7) * 0.01f - 0.03f;
   for (size_t i = 0; i < B.size(); ++i) B[i] = float(i % 5) * 0.01f - 0.02f;
   const PackedB<float> pb(true, k, n, B.data(), k, m, own ? 1 : 0);
+  // one thread, as each thread's products inside the kernels' parallel loops
+  struct OneThread {
+    int old = -1;
+    OneThread() {
+      if (blas().set_local_threads) old = blas().set_local_threads(1);
+    }
+    ~OneThread() {
+      if (old >= 0) blas().set_local_threads(old);
+    }
+  } one;
   // a batch of products of about 2e6 flops (~50 us at 40 GFLOP/s), best of reps batches
   const int64_t per = std::max<int64_t>(1, int64_t(2e6) / std::max<int64_t>(1, 2 * m * n * k));
   pb.mul(m, A.data(), k, C.data(), n, false);  // warm
