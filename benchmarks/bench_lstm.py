@@ -138,7 +138,11 @@ def main(argv=None) -> int:
                     help="seconds per size and mode after which fewer rounds are run (at least 3)")
     ap.add_argument("--sizes", nargs="*", default=None, help="sizes as B,T,I,H (default: the five)")
     ap.add_argument("--no-textbook", action="store_true", help="skip the textbook loop")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch.set_num_threads for the whole run (default: torch's default)")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     sizes = [tuple(int(v) for v in s.split(",")) for s in args.sizes] if args.sizes else SIZES
 
     if not fused.available():
