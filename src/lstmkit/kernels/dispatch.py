@@ -14,7 +14,7 @@ the extension cannot be built, is an error rather than a silent change of math o
 
 Vanilla math stays on torch's kernel under ``auto`` (a drop-in ``torch.nn.LSTM`` user gets torch's
 exact numbers and never waits for a first build), except where a measured rule below shows torch's
-kernel many times slower (training with per-sequence lengths). ``use_backend("fused")`` opts vanilla
+kernel several times slower (per-sequence lengths). ``use_backend("fused")`` opts vanilla
 layers into the fused kernel.
 
 The fused library is built on first use (``kernels/fused.py``); if that fails (no compiler, no ninja,
@@ -80,17 +80,18 @@ def _fused_error() -> str:
 # Measured rules for ``auto`` where both torch's kernel and the fused one compute the call (a rule
 # is a measurement, with the command that repeats it; never a guess):
 #
-# * Per-sequence lengths (a padded batch with ``lengths=`` or a PackedSequence), training: torch's
-#   kernel runs its packed-sequence path, many times slower than the fused kernel, which skips
-#   padded steps row by row. LSTM (B, T, I, H) = (128, 110, 2, 32), one step of
-#   forward + backward + Adam: ~160 ms native vs ~14 ms fused (issue 10); re-measured on the AVX2
-#   machine (AMD EPYC Zen 3, 2 threads): see docs/benchmarks.md, "auto with lengths", from
-#   ``python benchmarks/bench_dispatch.py``. Hence ``auto`` takes the fused kernel for calls with
-#   lengths when it is built and gradients are wanted.
+# * Per-sequence lengths (a padded batch with ``lengths=`` or a PackedSequence): torch's kernel runs
+#   its packed-sequence path, several times slower than the fused kernel, which carries padded rows
+#   along in one batched loop. Vanilla LSTM, (B, T, I, H) = (128, 110, 2, 32), lengths uniform in
+#   [55, 110], ``python benchmarks/bench_dispatch.py``: one training step (forward + backward + Adam)
+#   ~160 ms native vs ~14 ms fused on the AVX-512 machine (issue 10); on the AVX2 machine (AMD EPYC
+#   Zen 3, shared, loaded) 416 vs 45 ms with 1 thread (0.11) and 4805 vs 288 ms with 2 threads
+#   (0.06); forward without grad 23.2 vs 12.0 ms with 1 thread (0.52), 80.7 vs 20.5 ms with 2
+#   (0.25). Hence ``auto`` takes the fused kernel for every call with lengths, where it is built.
 
 
 def select(owner: str, native_ok: bool, why_not_native: str, fused_ok: bool = True,
-           packed_training: bool = False) -> str:
+           packed: bool = False) -> str:
     """Choose the backend for one forward call.
 
     Args:
@@ -98,8 +99,8 @@ def select(owner: str, native_ok: bool, why_not_native: str, fused_ok: bool = Tr
         native_ok: whether torch's kernel computes exactly this call (vanilla math, no trace...).
         why_not_native: what stops native, for the error when native is forced.
         fused_ok: whether the fused kernels support this call.
-        packed_training: the call has per-sequence lengths and records gradients (torch's kernel
-            would take its slow packed-sequence path; see the measured rules above).
+        packed: the call has per-sequence lengths (torch's kernel would take its slow
+            packed-sequence path; see the measured rules above).
     """
     wanted = get_backend()
     if wanted == "native":
@@ -108,7 +109,7 @@ def select(owner: str, native_ok: bool, why_not_native: str, fused_ok: bool = Tr
                              f"compute this call: {why_not_native}")
         return "native"
     if wanted == "auto" and native_ok:
-        if packed_training and fused_ok and fused_available():
+        if packed and fused_ok and fused_available():
             return "fused"
         return "native"
     if wanted == "reference":

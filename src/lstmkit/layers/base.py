@@ -153,8 +153,7 @@ class RecurrentLayer(nn.Module):
         backend = dispatch.select(owner, native_ok, why,
                                   fused_ok=x.dtype in (torch.float32, torch.float64)
                                   and x.device.type == "cpu",
-                                  packed_training=lengths is not None and torch.is_grad_enabled()
-                                  and (x.requires_grad or any(p.requires_grad for p in self.parameters())))
+                                  packed=lengths is not None)
         trace = None
         if backend == "native":
             y, finals = self.run_native(x, states, lengths)
