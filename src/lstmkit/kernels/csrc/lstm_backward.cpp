@@ -125,7 +125,7 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
         S* dzh = dzh_step ? dzh_step + (n - c0) * G4 : w.dzh + row * G4;
         if (!valid(a.lengths, t, n)) {
           zero(dzh, G4);
-          if (ln) zero(stream ? dxw_step + (n - c0) * G4 : w.dxw + row * G4, G4);
+          if (ln) zero(dxw_step + (n - c0) * G4, G4);
           if (post_x) w.s1x[row] = S(0);
           if (fgr) zero(w.dzifo + row * H3, H3);
           continue;
@@ -133,7 +133,7 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
         const S* gt = a.gates + row * G4;
         const S* cp = t == 0 ? a.c0 + n * H : a.c + (row - N) * H;
         const S* cn = a.c_new + row * H;
-        S* dxw = !ln ? nullptr : stream ? dxw_step + (n - c0) * G4 : w.dxw + row * G4;
+        S* dxw = ln ? dxw_step + (n - c0) * G4 : nullptr;
         S* dz = post_x ? dxw : ln ? dzrow : dzh;
         const S* st = ln ? a.stats + row * 6 : nullptr;
         if constexpr (sizeof(S) == 4) if (fast) {
@@ -194,7 +194,7 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
       c0 += cr;
     }
   }
-  if (stream || dzh_step) stream_fence();
+  stream_fence();
 }
 
 }  // namespace

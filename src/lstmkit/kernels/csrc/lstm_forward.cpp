@@ -45,8 +45,8 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
   // kInputGrad); with xin and no xw to keep, it too lives in a warm per-thread buffer.
   const bool keep_ln = ln && a.hw != nullptr, keep_xw = ln && a.xw != nullptr;
   const bool stream = keep_ln;
-  S* hw_step = keep_ln && !stream ? nullptr : scratch<S>(6, ((rows + nch - 1) / nch) * G4);
-  S* xw_step = ln && xin && (stream || !keep_xw) ? scratch<S>(7, ((rows + nch - 1) / nch) * G4) : nullptr;
+  S* hw_step = scratch<S>(6, ((rows + nch - 1) / nch) * G4);
+  S* xw_step = ln && xin ? scratch<S>(7, ((rows + nch - 1) / nch) * G4) : nullptr;
 
   for (int64_t t = 0; t < T; ++t) {
     const S* hprev = a.h_all + (t * N + r0) * P;  // h_{t-1} of this block (rows, P)
@@ -60,7 +60,7 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
     }
     for (int64_t q = 0, c0 = r0; q < nch; ++q) {
       const int64_t cr = rows / nch + (q < rows % nch ? 1 : 0);  // rows [c0, c0 + cr)
-      S* hw_rows = keep_ln && !stream ? a.hw + (t * N + c0) * G4 : hw_step;
+      S* hw_rows = hw_step;
       // xw of the chunk: kept, or (forward only) the warm buffer, or the buffer of all steps
       S* xw_rows = !ln ? nullptr : xw_step != nullptr ? xw_step : a.xw + (t * N + c0) * G4;
       if (xin)  // with layer norm, x_t W_ih^T goes apart into xw
