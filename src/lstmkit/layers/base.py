@@ -152,7 +152,8 @@ class RecurrentLayer(nn.Module):
         native_ok, why = self.native_ok(return_trace)
         backend = dispatch.select(owner, native_ok, why,
                                   fused_ok=x.dtype in (torch.float32, torch.float64)
-                                  and x.device.type == "cpu")
+                                  and x.device.type == "cpu",
+                                  packed=lengths is not None)
         trace = None
         if backend == "native":
             y, finals = self.run_native(x, states, lengths)
