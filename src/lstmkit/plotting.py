@@ -16,6 +16,8 @@ from matplotlib.figure import Figure
 
 from lstmkit.training import atomic
 
+PNG_SOFTWARE = "lstmkit"
+
 # One fixed colour per model so every plot reads the same way.
 COLORS = {"LSTM": "#d62728", "naive": "#7f7f7f", "seasonal naive": "#bcbd22", "ARIMA": "#1f77b4",
           "Holt-Winters": "#2ca02c"}
@@ -24,7 +26,9 @@ _CYCLE = ["#9467bd", "#8c564b", "#e377c2", "#17becf", "#ff7f0e"]
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
     FigureCanvasAgg(fig)
-    return atomic.write_with(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"))
+    # the Software tag lets lstmkit recognise its own figures before it replaces one (cli/forecast.py)
+    return atomic.write_with(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png",
+                                                         metadata={"Software": PNG_SOFTWARE}))
 
 
 def plot_forecast(path: str | Path, x_hist: Sequence, history: np.ndarray, x_future: Sequence,

@@ -17,7 +17,7 @@ from pathlib import Path
 from lstmkit.data import damped_sine, random_walk_prices, seasonal_sales
 from lstmkit.forecasting import ForecastConfig, Forecaster
 
-from .forecast import add_model_options, config_from_args, report, set_threads, write_outputs
+from .forecast import add_model_options, check_output_folder, config_from_args, finish, set_threads
 
 
 def _sine(args):
@@ -59,10 +59,9 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     set_threads(args.threads)
+    out = Path(args.out or f"forecast_out/demo_{args.name}")
+    check_output_folder(out)
     data, base, title = DEMOS[args.name](args)
     fc = Forecaster(config_from_args(args, base)).fit(data)
-    ev = fc.evaluate()
-    out = Path(args.out or f"forecast_out/demo_{args.name}")
-    paths = write_outputs(fc, ev, out, title=title)
-    report(fc, ev, paths, time.perf_counter() - start)
+    finish(fc, out, title, args.baselines, start)
     return 0

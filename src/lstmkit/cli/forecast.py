@@ -3,6 +3,11 @@ the model. Without a CSV it runs on the bundled airline passengers data (1949-19
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -12,9 +17,13 @@ from lstmkit.data import airline_passengers, read_csv
 from lstmkit.errors import LstmkitError
 from lstmkit.forecasting import ForecastConfig, Forecaster
 from lstmkit.forecasting.report import Evaluation
-from lstmkit.plotting import plot_forecast, plot_loss
+from lstmkit.plotting import PNG_SOFTWARE, plot_forecast, plot_loss
 from lstmkit.training import atomic
-from lstmkit.training.checkpoint import json_bytes
+from lstmkit.training.checkpoint import is_bundle, json_bytes
+from lstmkit.training.progress import phase
+
+OUTPUTS = ("forecast.png", "loss.png", "metrics.json")   # besides model/
+MIN_FREE_BYTES = 32 << 20                                  # refuse to start with less free space
 
 
 def _columns(text: str) -> list[str]:
@@ -69,14 +78,79 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tbptt", type=int, help="train statefully on the whole series in chunks of this "
                    "many steps (truncated backpropagation through time)")
     g.add_argument("--interval", type=float, help=f"prediction interval coverage (default {d.interval})")
-    g.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default 1: small "
-                   "recurrent models run fastest on one thread, and do not slow down on a busy machine)")
+    g.add_argument("--baselines", choices=("all", "fast", "none"), default="all",
+                   help="baselines scored beside the LSTM: all (naive, seasonal naive, ARIMA and "
+                   "Holt-Winters, the last two fitted on at most the last 2000 steps), fast (naive and "
+                   "seasonal naive), none (default all)")
+    g.add_argument("--threads", type=int, default=1, help="CPU threads for torch and for numpy's BLAS "
+                   "(default 1: small recurrent models run fastest on one thread, and do not slow down "
+                   "on a busy machine)")
+
+
+_BLAS_LIMIT = []        # keeps threadpoolctl's limit alive for the rest of the process
 
 
 def set_threads(n: int) -> None:
-    if n < 1:
-        raise LstmkitError(f"--threads must be >= 1, got {n}")
+    """Use `n` CPU threads in torch and in the BLAS / OpenMP libraries numpy and statsmodels call."""
+    if n < 1 or n > 1024:
+        raise LstmkitError(f"--threads must be from 1 to 1024, got {n}")
     torch.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:                # optional: without it only torch is limited
+        return
+    _BLAS_LIMIT[:] = [threadpool_limits(limits=n)]
+
+
+def _is_ours(path: Path) -> bool:
+    """Whether an existing output file was written by lstmkit (so it may be replaced)."""
+    try:
+        if path.suffix == ".png":
+            with open(path, "rb") as f:
+                return f"Software\x00{PNG_SOFTWARE}".encode() in f.read(1 << 16)
+        if path.suffix == ".json":
+            if path.stat().st_size > 64 << 20:
+                return False
+            doc = json.loads(path.read_bytes())
+            return isinstance(doc, dict) and "config" in doc and "summary" in doc
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return False
+    return False
+
+
+def check_output_folder(out: Path) -> None:
+    """Before any training: `out` must be a folder lstmkit may write (or create), with free space,
+    whose existing outputs (model/, figures, metrics.json) were written by lstmkit."""
+    if out.exists() and not out.is_dir():
+        raise LstmkitError(f"--out {out} is a file; expected a folder (new, or written by lstmkit)")
+    if out.is_dir():
+        model = out / "model"
+        if model.is_symlink() or (model.exists() and not model.is_dir()):
+            raise LstmkitError(f"--out {out}: {model} exists and is not a model folder; choose another --out")
+        if model.is_dir() and any(model.iterdir()) and not is_bundle(model):
+            raise LstmkitError(f"--out {out}: {model} holds files lstmkit did not write; choose another "
+                               f"--out, or move them away")
+        for name in OUTPUTS:
+            p = out / name
+            if p.is_symlink() or (p.exists() and (not p.is_file() or not _is_ours(p))):
+                raise LstmkitError(f"--out {out}: {p} exists and was not written by lstmkit; choose "
+                                   f"another --out, or move it away")
+    base = out
+    while not base.exists():
+        if base.parent == base:
+            break
+        base = base.parent
+    if not base.is_dir():
+        raise LstmkitError(f"--out {out}: {base} is a file, so the folder cannot be created")
+    try:
+        with tempfile.TemporaryFile(dir=base):
+            pass
+        free = shutil.disk_usage(base).free
+    except OSError as e:
+        raise LstmkitError(f"--out {out}: cannot write in {base} ({e.strerror or e})") from None
+    if free < MIN_FREE_BYTES:
+        raise LstmkitError(f"--out {out}: only {free >> 20} MiB free in {base}; need at least "
+                           f"{MIN_FREE_BYTES >> 20} MiB")
 
 
 _CONFIG_FLAGS = ("target", "covariates", "time_col", "lookback", "horizon", "holdout", "val", "season",
@@ -112,9 +186,68 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
+def _writing(out: Path):
+    """OSError while writing outputs (disk full, permissions) -> one-line LstmkitError."""
+    class _Guard:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, kind, e, tb):
+            if isinstance(e, OSError):
+                where = f" {e.filename}" if e.filename else ""
+                raise LstmkitError(f"cannot write the outputs in {out}:{where} {e.strerror or e}; files "
+                                   f"already there are unchanged (every write is atomic)") from None
+            return False
+    return _Guard()
+
+
 def write_outputs(fc: Forecaster, ev: Evaluation, out: Path, title: str) -> list[Path]:
     """forecast.png, loss.png, metrics.json and model/ in `out`; returns the paths written."""
-    out.mkdir(parents=True, exist_ok=True)
+    with _writing(out), phase(f"writing {out}"):
+        out.mkdir(parents=True, exist_ok=True)
+        return _write_outputs(fc, ev, out, title)
+
+
+def write_deployment(fc: Forecaster, out: Path, title: str) -> list[Path]:
+    """Without a holdout: model/, loss.png and forecast.png of the steps after the data."""
+    cfg, series = fc.config, fc.series
+    table = fc.predict()
+    y = series.values(cfg.target)
+    if series.time is not None:
+        x_hist, x_future = series.time, fc._future_index(series, cfg.horizon)
+    else:
+        x_hist, x_future = list(range(len(y))), list(range(len(y), len(y) + cfg.horizon))
+    mean = table[cfg.target].to_numpy()
+    lower = table[[f"{t}_lower" for t in cfg.target]].to_numpy()
+    upper = table[[f"{t}_upper" for t in cfg.target]].to_numpy()
+    with _writing(out), phase(f"writing {out}"):
+        out.mkdir(parents=True, exist_ok=True)
+        return [
+            plot_forecast(out / "forecast.png", x_hist, y, x_future, {"LSTM": mean}, None, lower, upper,
+                          names=cfg.target, title=title, interval_label=f"{100 * cfg.interval:.0f}% interval",
+                          show_last=max(4 * cfg.season, 4 * cfg.horizon, 48)),
+            plot_loss(out / "loss.png", [r.history for r in fc.result.runs],
+                      [r.best_epoch for r in fc.result.runs],
+                      title=f"loss per epoch ({len(fc.result.runs)} initialisations; dot = kept weights)"),
+            fc.save(out / "model"),
+        ]
+
+
+def finish(fc: Forecaster, out: Path, title: str, baselines: str, start: float) -> None:
+    """Score on the holdout and write everything, or (holdout 0) save the model for deployment."""
+    if fc.config.holdout == 0:
+        paths = write_deployment(fc, out, title.replace("holdout forecasts", "forecast"))
+        print(f"no holdout: trained on all {len(fc.series)} steps, nothing left to score; the model is "
+              f"saved for deployment (lstmkit predict --model {out / 'model'})")
+        print("wrote " + ", ".join(str(p) for p in paths) + f"  ({time.perf_counter() - start:.0f} s)")
+        return
+    with phase("scoring the holdout"):
+        ev = fc.evaluate(baselines=baselines)
+    paths = write_outputs(fc, ev, out, title=title)
+    report(fc, ev, paths, time.perf_counter() - start)
+
+
+def _write_outputs(fc: Forecaster, ev: Evaluation, out: Path, title: str) -> list[Path]:
     h, n = len(ev.history), len(ev.truth)
     if ev.time is not None:
         x_hist, x_future = ev.time[:h], ev.time[h:h + n]
@@ -149,12 +282,12 @@ def report(fc: Forecaster, ev: Evaluation, paths: list[Path], seconds: float) ->
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     set_threads(args.threads)
+    out = Path(args.out)
+    check_output_folder(out)
     if args.csv:
         data, name = read_csv(args.csv), Path(args.csv).name
     else:
         data, name = airline_passengers(), "airline passengers 1949-1960 (thousands)"
     fc = Forecaster(config_from_args(args)).fit(data)
-    ev = fc.evaluate()
-    paths = write_outputs(fc, ev, Path(args.out), title=f"{name}: holdout forecasts")
-    report(fc, ev, paths, time.perf_counter() - start)
+    finish(fc, out, f"{name}: holdout forecasts", args.baselines, start)
     return 0

@@ -21,8 +21,12 @@ class StandardScaler:
         if x.ndim != 2 or len(x) == 0:
             raise LstmkitError(f"StandardScaler.fit expects an array of shape (T, C) with T >= 1, "
                                f"got shape {x.shape}")
-        std = x.std(axis=0)
-        return cls(mean=x.mean(axis=0), std=np.where(std > 0, std, 1.0))
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean, std = x.mean(axis=0), x.std(axis=0)
+        if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+            raise LstmkitError("StandardScaler.fit: the values are too large to scale (their mean or "
+                               "standard deviation overflows float64); rescale the data")
+        return cls(mean=mean, std=np.where(std > 0, std, 1.0))
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         """(..., C) -> (..., C)"""
@@ -40,9 +44,10 @@ class StandardScaler:
         try:
             mean = np.asarray(d["mean"], dtype=np.float64)
             std = np.asarray(d["std"], dtype=np.float64)
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, OverflowError) as e:
             raise LstmkitError(f"scaler: expected {{'mean': [...], 'std': [...]}}, got {d!r:.80}") from e
-        if mean.shape != std.shape or mean.ndim != 1 or not (std > 0).all():
+        if (mean.shape != std.shape or mean.ndim != 1 or not (std > 0).all()
+                or not (np.isfinite(mean).all() and np.isfinite(std).all())):
             raise LstmkitError(f"scaler: expected equal-length mean and positive std lists, got "
                                f"shapes {mean.shape} and {std.shape}")
         return cls(mean=mean, std=std)

@@ -77,4 +77,8 @@ class TargetTransform:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TargetTransform":
-        return cls(log=bool(d.get("log", False)), lags=tuple(d.get("lags", ())))
+        if (not isinstance(d, dict) or not isinstance(d.get("log", False), bool)
+                or not isinstance(d.get("lags", []), list)
+                or not all(isinstance(l, int) and not isinstance(l, bool) for l in d.get("lags", []))):
+            raise LstmkitError(f"transform: expected {{'log': true|false, 'lags': [int, ...]}}, got {d!r:.80}")
+        return cls(log=d.get("log", False), lags=tuple(d.get("lags", ())))

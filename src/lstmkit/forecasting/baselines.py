@@ -5,12 +5,25 @@ Each baseline is fitted once on the history before the holdout (`fit(x, season, 
 forecasts from any longer prefix of the same series with the fitted parameters
 (`forecast(x_upto, steps)` -> (steps,)), so a holdout longer than the horizon is scored block by block
 without refitting.
+
+Bounded on long series: ARIMA and Holt-Winters see only the last `window(season)` steps of the
+history (at least TAIL_WINDOW = 2000, or 10 seasons), and once the baselines have taken BUDGET_S
+seconds the remaining slow ones are skipped (a note says so). `baselines="fast"` runs only naive and
+seasonal naive; "none" runs none.
 """
 from __future__ import annotations
 
+import time
 import warnings
+from typing import Optional
 
 import numpy as np
+
+from lstmkit.errors import LstmkitError
+from lstmkit.training.progress import phase
+
+TAIL_WINDOW = 2000       # most history steps the statsmodels baselines are fitted on (or 10 seasons)
+BUDGET_S = 120.0         # seconds after which the remaining slow baselines are skipped
 
 
 class Naive:
@@ -116,20 +129,51 @@ class HoltWinters:
 
 BASELINES = {"naive": Naive, "seasonal naive": SeasonalNaive, "ARIMA": Arima,
              "Holt-Winters": HoltWinters}
+FAST = ("naive", "seasonal naive")
+SETS = {"all": tuple(BASELINES), "fast": FAST, "none": ()}
+
+
+def baseline_names(which) -> tuple[str, ...]:
+    """"all" | "fast" | "none" (True / False: "all" / "none") -> the baselines' names."""
+    if isinstance(which, bool):
+        which = "all" if which else "none"
+    if which not in SETS:
+        raise LstmkitError(f"baselines must be one of {sorted(SETS)}, got {which!r}")
+    return SETS[which]
+
+
+def window(season: int) -> int:
+    """History steps the statsmodels baselines are fitted on."""
+    return max(TAIL_WINDOW, 10 * season)
 
 
 def run_baselines(y: np.ndarray, cut: int, horizon: int, season: int, log: bool,
-                  names=tuple(BASELINES)) -> dict[str, np.ndarray]:
+                  names=tuple(BASELINES), notes: Optional[list] = None,
+                  budget_s: Optional[float] = None) -> dict[str, np.ndarray]:
     """Forecast y[cut:] block by block (`horizon` steps from the true data before each block).
 
-    y (T, K) -> {name: (T - cut, K)}; each baseline is fitted on y[:cut] of each column."""
+    y (T, K) -> {name: (T - cut, K)}; each baseline is fitted on y[:cut] of each column (ARIMA and
+    Holt-Winters on its last window(season) steps). Slow baselines that would start after `budget_s`
+    seconds (default BUDGET_S) are left out; `notes` gets a line for each thing left out."""
+    budget = BUDGET_S if budget_s is None else budget_s
+    start_time = time.monotonic()
     out = {}
     for name in names:
+        slow = name not in FAST
+        if slow and time.monotonic() - start_time > budget:
+            if notes is not None:
+                notes.append(f"{name} skipped: the baselines took over {budget:.0f} s")
+            continue
+        start = max(0, cut - window(season)) if slow else 0
+        if slow and start and notes is not None:
+            notes.append(f"{name} fitted on the last {cut - start} steps of the history")
         cols = []
-        for k in range(y.shape[1]):
-            x = y[:, k]
-            model = BASELINES[name]().fit(x[:cut], season, log and bool((x[:cut] > 0).all()))
-            cols.append(np.concatenate([model.forecast(x[:b], min(horizon, len(x) - b))
-                                        for b in range(cut, len(x), horizon)]))
+        with phase(f"{name} baseline"):
+            for k in range(y.shape[1]):
+                x = y[start:, k]
+                c = cut - start
+                model = BASELINES[name]().fit(x[:c], season, log and bool((x[:c] > 0).all()))
+                cols.append(np.concatenate([model.forecast(x[:b], min(horizon, len(x) - b))
+                                            for b in range(c, len(x), horizon)]))
         out[name] = np.stack(cols, axis=1)
     return out

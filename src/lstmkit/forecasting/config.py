@@ -2,11 +2,83 @@
 and a saved model stores it (resolved: no "auto" left) as config.json."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
 from lstmkit.errors import LstmkitError
 from lstmkit.training import TrainConfig
+
+
+# Upper bounds on sizes: far above any sensible model, low enough that a mistyped flag or a tampered
+# config.json cannot ask for gigabytes before anything is checked.
+LIMITS = {"lookback": 100_000, "horizon": 10_000, "holdout": 10_000_000, "val": 10_000_000,
+          "season": 100_000, "layers": 64, "hidden": 16_384}
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_types(cfg: "ForecastConfig") -> None:
+    """Every field has the type its comment says (bool is not an int here)."""
+    def bad(name, want, v):
+        raise LstmkitError(f"{name} must be {want}, got {v!r:.60}")
+
+    for name in ("target", "covariates"):
+        v = getattr(cfg, name)
+        if v is None and name == "target":
+            continue
+        if not isinstance(v, list) or not all(isinstance(c, str) and c for c in v):
+            bad(name, "a list of column names", v)
+    if cfg.time_col is not None and not isinstance(cfg.time_col, str):
+        bad("time_col", "a column name or None", cfg.time_col)
+    for name in ("lookback", "horizon", "layers", "hidden"):
+        if not _is_int(getattr(cfg, name)):
+            bad(name, "an integer", getattr(cfg, name))
+    for name in ("holdout", "val", "season"):
+        v = getattr(cfg, name)
+        if v is not None and not _is_int(v):
+            bad(name, "an integer or None", v)
+    if cfg.log is not None and not isinstance(cfg.log, bool):
+        bad("log", "true, false or None", cfg.log)
+    if cfg.diff is not None and (not isinstance(cfg.diff, list) or not all(_is_int(l) for l in cfg.diff)
+                                 or len(cfg.diff) > 8):
+        bad("diff", "a list of at most 8 integer lags", cfg.diff)
+    if cfg.diff and (min(cfg.diff) < 1 or sum(cfg.diff) > 100_000):
+        bad("diff", "lags >= 1 summing to at most 100000", cfg.diff)
+    if cfg.preset is not None and not isinstance(cfg.preset, str):
+        bad("preset", "a preset name or None", cfg.preset)
+    for name in ("dropout", "interval"):
+        v = getattr(cfg, name)
+        if not _is_num(v) or v != v:
+            bad(name, "a number", v)
+    if not isinstance(cfg.stateful, bool):
+        bad("stateful", "true or false", cfg.stateful)
+    if not isinstance(cfg.train, TrainConfig):
+        bad("train", "a TrainConfig", cfg.train)
+    t = cfg.train
+    for name in ("epochs", "batch_size", "patience", "restarts", "seed", "tbptt"):
+        if not _is_int(getattr(t, name)):
+            bad(f"train.{name}", "an integer", getattr(t, name))
+    for name in ("lr", "weight_decay", "clip_norm", "min_delta"):
+        v = getattr(t, name)
+        if not _is_num(v) or not math.isfinite(v):
+            bad(f"train.{name}", "a finite number", v)
+    if t.head_lr is not None and (not _is_num(t.head_lr) or not math.isfinite(t.head_lr)):
+        bad("train.head_lr", "a finite number or None", t.head_lr)
+    if not isinstance(t.combine, str):
+        bad("train.combine", "'mean' or 'best'", t.combine)
+    if t.progress is not None and not isinstance(t.progress, bool):
+        bad("train.progress", "true, false or None", t.progress)
+    for name, most in (("epochs", 1_000_000), ("restarts", 1000), ("batch_size", 10_000_000),
+                       ("tbptt", 10_000_000)):
+        if getattr(t, name) > most:
+            bad(f"train.{name}", f"at most {most}", getattr(t, name))
 
 
 def default_training() -> TrainConfig:
@@ -49,6 +121,9 @@ class ForecastConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ForecastConfig":
+        if not isinstance(d, dict) or ("train" in d and not isinstance(d["train"], dict)):
+            raise LstmkitError(f"config: expected a JSON object of ForecastConfig fields, got "
+                               f"{type(d).__name__}")
         try:
             known = {f.name for f in fields(cls)}
             extra = set(d) - known
@@ -62,7 +137,13 @@ class ForecastConfig:
             raise LstmkitError(f"config: {e}") from None
 
     def check(self) -> None:
-        """Fail early on values that cannot work, naming the field."""
+        """Fail early on values that cannot work, naming the field: types, ranges and sizes (a config
+        read from a model folder goes through here too, so no field is trusted)."""
+        _check_types(self)
+        for name, most in LIMITS.items():
+            value = getattr(self, name)
+            if value is not None and value > most:
+                raise LstmkitError(f"{name} must be <= {most}, got {value}")
         for name in ("lookback", "horizon", "layers", "hidden"):
             if getattr(self, name) < 1:
                 raise LstmkitError(f"{name} must be >= 1, got {getattr(self, name)}")

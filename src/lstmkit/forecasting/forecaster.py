@@ -36,6 +36,21 @@ from .model import LSTMForecaster
 from .report import Evaluation, evaluate_forecasts
 
 FILES = ["config.json", "scaler.json", "weights.safetensors", "history.safetensors"]
+MAX_STEPS = 10_000          # most steps predict() forecasts (past the horizon they are fed back)
+MAX_MEMBERS = 1000          # most ensemble members a saved model may hold
+
+
+def _check_finite(a: np.ndarray, what: str) -> None:
+    if not np.isfinite(a).all():
+        raise LstmkitError(f"{what} are not finite (overflow: values too large for float64 after "
+                           f"the log, differencing or scaling); rescale the data")
+
+
+def _time_format(time: Optional[pd.DatetimeIndex]) -> str:
+    """Dates alone when every stamp is at midnight, full timestamps for sub-daily data."""
+    if time is not None and len(time) and ((time - time.normalize()) != pd.Timedelta(0)).any():
+        return "%Y-%m-%d %H:%M:%S"
+    return "%Y-%m-%d"
 
 
 @dataclass
@@ -109,13 +124,13 @@ class Forecaster:
             sigma=np.zeros((cfg.horizon, len(cfg.target))), sigma_source="none")
         self.series = series
         x, t = self._inputs(y, c)
+        _check_finite(x, "the scaled, differenced inputs")
         if cfg.stateful:
             train_data, val_data = self._streams(torch.tensor(x, dtype=torch.float32), t, split)
         else:
-            train_data, val_data = (self._windows(x, t, split.origins(block, cfg.lookback, cfg.horizon))
-                                    for block in ("train", "val"))
-            if cfg.val == 0:
-                val_data = None
+            train_data = self._windows(x, t, split.origins("train", cfg.lookback, cfg.horizon))
+            val_data = (self._windows(x, t, split.origins("val", cfg.lookback, cfg.horizon))
+                        if cfg.val > 0 else None)
         self.result = train(self._build, train_data, val_data, cfg.train, desc="training LSTM")
         self.models = []
         for state in self.result.members:
@@ -124,6 +139,10 @@ class Forecaster:
             model.eval()
             self.models.append(model)
         self._fit_sigma(y, c, split)
+        if not np.isfinite(self._fitted.sigma).all():
+            raise LstmkitError("the trained model's forecasts are not finite (NaN or overflow); the "
+                               "data's values may be too large or training diverged: lower --lr or "
+                               "rescale the data")
         return self
 
     def _windows(self, x: np.ndarray, t: np.ndarray, origins: np.ndarray) -> Windows:
@@ -213,12 +232,21 @@ class Forecaster:
         if steps > cfg.horizon and c.shape[1]:
             raise LstmkitError(f"forecasting {steps} steps needs future covariate values; with "
                                f"covariates the limit is the model's horizon ({cfg.horizon})")
-        levels = []
-        while sum(len(l) for l in levels) < steps:
+        if not cfg.stateful:                      # a window model reads only the last rows
+            y, c = y[-self._min_rows():], c[-self._min_rows():]
+        levels, done = [], 0
+        while done < steps:
             origin = np.array([len(y) - 1 - f.transform.lost])
             lv = self._levels_at(y, c, origin)[0]                     # (H, K)
+            new = f.transform.from_level(lv)
+            if not (np.isfinite(lv).all() and np.isfinite(new).all()) or (f.transform.log and (new <= 0).any()):
+                raise LstmkitError(
+                    f"the forecast left the range of representable numbers after {done} steps"
+                    + (f" (steps past the model's horizon {cfg.horizon} are fed back and can run away); "
+                       f"forecast at most {done} steps" if done else "; the model or its data is damaged"))
             levels.append(lv)
-            y = np.concatenate([y, f.transform.from_level(lv)])
+            done += len(lv)
+            y = np.concatenate([y, new])
         level = np.concatenate(levels)[:steps]
         k = np.arange(1, steps + 1)
         h = np.minimum(k, cfg.horizon) - 1
@@ -229,7 +257,12 @@ class Forecaster:
 
     def _future_index(self, series: Series, steps: int):
         if series.time is not None and series.freq is not None:
-            return pd.date_range(series.time[-1], periods=steps + 1, freq=series.freq)[1:]
+            try:
+                return pd.date_range(series.time[-1], periods=steps + 1, freq=series.freq)[1:]
+            except (pd.errors.OutOfBoundsDatetime, OverflowError, ValueError):
+                raise LstmkitError(f"{steps} steps of {series.freq!r} after {series.time[-1]} go past the "
+                                   f"last date pandas can represent ({pd.Timestamp.max.date()}); "
+                                   f"forecast fewer steps") from None
         return pd.RangeIndex(len(series), len(series) + steps)
 
     def predict(self, horizon: Optional[int] = None, data=None) -> pd.DataFrame:
@@ -237,16 +270,17 @@ class Forecaster:
         given to fit, holdout included). Returns a DataFrame: time (or step), then for each target
         its forecast and the interval's lower and upper bounds."""
         cfg = self.config
-        steps = horizon or cfg.horizon
-        if steps < 1:
-            raise LstmkitError(f"horizon must be >= 1, got {steps}")
+        steps = cfg.horizon if horizon is None else horizon
+        if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or not 1 <= steps <= MAX_STEPS:
+            raise LstmkitError(f"horizon must be an integer from 1 to {MAX_STEPS}, got {steps!r}")
+        steps = int(steps)
         series = self.series if data is None else prepare(data, cfg.target, cfg.covariates, cfg.time_col)
         if series is None:
             raise LstmkitError("no data to forecast from: pass data=")
         mean, lo, hi = self.forecast(series.values(cfg.target), series.values(cfg.covariates), steps)
         index = self._future_index(series, steps)
         if isinstance(index, pd.DatetimeIndex):
-            index = index.strftime("%Y-%m-%d")
+            index = index.strftime(_time_format(series.time))
         out = pd.DataFrame({cfg.time_col or ("time" if series.time is not None else "step"): index})
         for j, name in enumerate(cfg.target):
             out[name] = mean[:, j]
@@ -254,9 +288,13 @@ class Forecaster:
             out[f"{name}_upper"] = hi[:, j]
         return out
 
-    def evaluate(self, baselines: bool = True) -> Evaluation:
+    def evaluate(self, baselines="all") -> Evaluation:
         """Forecast the holdout and score the LSTM beside the baselines. A holdout longer than the
-        horizon is forecast block by block, each block of `horizon` steps from the true data before it."""
+        horizon is forecast block by block, each block of `horizon` steps from the true data before it.
+
+        baselines: "all" (naive, seasonal naive, ARIMA, Holt-Winters; the last two fitted on a tail
+        window of the history, see baselines.py), "fast" (naive and seasonal naive), "none";
+        True / False mean "all" / "none"."""
         cfg, series = self.config, self.series
         if series is None or not self.models:
             raise LstmkitError("Forecaster.evaluate needs the data it was fitted on: call fit() first")
@@ -278,6 +316,10 @@ class Forecaster:
             raise LstmkitError("Forecaster.save: nothing to save, fit() first")
         f, series = self._fitted, self.series
         weights = {f"member{i}.{k}": v for i, m in enumerate(self.models) for k, v in m.state_dict().items()}
+        bad = [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad or not np.isfinite(f.sigma).all():
+            raise LstmkitError(f"Forecaster.save: refusing to save a model that can only predict NaN or "
+                               f"infinity (non-finite {'weights ' + bad[0] if bad else 'interval widths'})")
         history = np.concatenate([series.values(self.config.target), series.values(self.config.covariates)], 1)
         time = None
         if series.time is not None:
@@ -296,38 +338,98 @@ class Forecaster:
 
     @classmethod
     def load(cls, path) -> "Forecaster":
-        """Read a folder written by save(); refuses incomplete or modified folders."""
+        """Read a folder written by save(); refuses incomplete, modified or inconsistent folders.
+
+        Nothing read is trusted: every field of config.json and scaler.json is checked, and the
+        weights' shapes are compared with the configured model (built on the meta device, which
+        allocates nothing) before any model is built."""
         files = load_bundle(path, "forecaster", FILES)
+
+        def bad(what):
+            return LstmkitError(f"model folder {path}: {what}")
+
         try:
             meta = json.loads(files["config.json"])
             scal = json.loads(files["scaler.json"])
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
+            raise bad(f"config.json or scaler.json is not valid JSON ({e})") from None
+        if not isinstance(meta, dict) or not isinstance(scal, dict):
+            raise bad("config.json and scaler.json must hold JSON objects")
+        try:
             self = cls(ForecastConfig.from_dict(meta["config"]))
             cfg = self.config
-            self._fitted = _Fitted(
-                transform=TargetTransform.from_dict(scal["transform"]),
-                target_scaler=StandardScaler.from_dict(scal["target"]),
-                cov_scaler=StandardScaler.from_dict(scal["covariates"]) if scal["covariates"] else None,
-                sigma=np.asarray(meta["sigma"], dtype=np.float64), sigma_source=meta["sigma_source"])
-            members = int(meta["members"])
-        except (ValueError, KeyError, TypeError) as e:
-            raise LstmkitError(f"model folder {path}: config.json or scaler.json is not valid ({e})") from None
+            cfg.check()
+            if (cfg.target is None or not cfg.target or cfg.holdout is None or cfg.val is None
+                    or cfg.season is None or cfg.log is None or cfg.diff is None):
+                raise bad("config.json is not a resolved config (target, holdout, val, season, log "
+                          "and diff must be set)")
+            K, C = len(cfg.target), len(cfg.covariates)
+            members = meta["members"]
+            if not isinstance(members, int) or isinstance(members, bool) or not 1 <= members <= MAX_MEMBERS:
+                raise bad(f"config.json: members must be an integer from 1 to {MAX_MEMBERS}, got {members!r:.40}")
+            transform = TargetTransform.from_dict(scal["transform"])
+            if transform.lags != tuple(cfg.diff) or transform.log != cfg.log:
+                raise bad("scaler.json's transform does not match config.json's log and diff")
+            target_scaler = StandardScaler.from_dict(scal["target"])
+            cov_scaler = StandardScaler.from_dict(scal["covariates"]) if scal["covariates"] else None
+            if target_scaler.mean.shape != (K,) or (C and (cov_scaler is None or cov_scaler.mean.shape != (C,))) \
+                    or (not C and cov_scaler is not None):
+                raise bad(f"scaler.json does not fit {K} target(s) and {C} covariate(s)")
+            sigma = np.asarray(meta["sigma"], dtype=np.float64)
+            if sigma.shape != (cfg.horizon, K) or not np.isfinite(sigma).all() or (sigma < 0).any():
+                raise bad(f"config.json: sigma must be finite and >= 0 with shape ({cfg.horizon}, {K}), "
+                          f"got shape {sigma.shape}")
+            if not isinstance(meta["sigma_source"], str):
+                raise bad("config.json: sigma_source must be a string")
+            time_meta = meta.get("time")
+            if time_meta is not None and not (isinstance(time_meta, dict)
+                                              and isinstance(time_meta.get("start"), str)
+                                              and isinstance(time_meta.get("freq"), (str, type(None)))):
+                raise bad("config.json: time must be null or {'start': date, 'freq': frequency}")
+        except LstmkitError as e:
+            if str(e).startswith("model folder"):
+                raise
+            raise bad(f"config.json or scaler.json is not valid ({e})") from None
+        except (ValueError, KeyError, TypeError, OverflowError) as e:
+            raise bad(f"config.json or scaler.json is not valid ({type(e).__name__}: {e})") from None
+        self._fitted = _Fitted(transform=transform, target_scaler=target_scaler, cov_scaler=cov_scaler,
+                               sigma=sigma, sigma_source=meta["sigma_source"])
         weights = tensors_from_bytes(files["weights.safetensors"], f"{path}/weights.safetensors")
+        with torch.device("meta"):                              # shapes only, nothing allocated
+            try:
+                expected = {k: tuple(v.shape) for k, v in self._build().state_dict().items()}
+            except (ValueError, TypeError, RuntimeError) as e:
+                raise bad(f"config.json describes no valid model ({str(e).splitlines()[0]})") from None
+        want = {f"member{i}.{k}": shape for i in range(members) for k, shape in expected.items()}
+        got = {k: tuple(v.shape) for k, v in weights.items()}
+        if got != want:
+            diff = sorted(set(got.items()) ^ set(want.items()))[:1]
+            raise bad(f"weights do not fit the configured model ({members} member(s), hidden "
+                      f"{cfg.hidden}, layers {cfg.layers}): first difference {diff}")
+        if not all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in weights.values()):
+            raise bad("weights must be finite float32 tensors")
         for i in range(members):
             prefix = f"member{i}."
             model = self._build()
-            try:
-                model.load_state_dict({k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)})
-            except RuntimeError as e:
-                raise LstmkitError(f"model folder {path}: weights do not fit the configured model "
-                                   f"({str(e).splitlines()[0]})") from None
+            model.load_state_dict({k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)})
             model.eval()
             self.models.append(model)
-        values = tensors_from_bytes(files["history.safetensors"], f"{path}/history.safetensors")["values"]
+        hist = tensors_from_bytes(files["history.safetensors"], f"{path}/history.safetensors")
+        values = hist.get("values")
+        if (set(hist) != {"values"} or values.dtype != torch.float64 or values.dim() != 2
+                or values.shape[1] != K + C or values.shape[0] < self._min_rows()
+                or not torch.isfinite(values).all()):
+            raise bad(f"history.safetensors must hold 'values', finite float64 of shape (T, {K + C}) "
+                      f"with T >= {self._min_rows()}")
         frame = pd.DataFrame(values.numpy(), columns=cfg.target + cfg.covariates)
         time, freq = None, None
-        if meta.get("time"):
-            freq = meta["time"]["freq"]
-            time = pd.date_range(meta["time"]["start"], periods=len(frame), freq=freq)
+        if time_meta:
+            freq = time_meta["freq"]
+            try:
+                time = pd.date_range(pd.Timestamp(time_meta["start"]), periods=len(frame), freq=freq)
+            except (ValueError, TypeError, OverflowError, pd.errors.OutOfBoundsDatetime) as e:
+                raise bad(f"config.json: time {time_meta!r:.80} is not a valid start and frequency "
+                          f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
         self.series = Series(frame=frame, targets=cfg.target, covariates=cfg.covariates, time=time,
                              freq=freq, time_col=cfg.time_col)
         return self

@@ -1,5 +1,9 @@
 """The holdout report: every model's forecast of the holdout, MAE / RMSE / sMAPE / MASE in one table,
-and one line saying which model won (lowest MASE, averaged over the targets)."""
+and one line saying which model won (lowest MASE, averaged over the targets).
+
+MASE is undefined (NaN, shown as "undefined", null in metrics.json) when the seasonal naive forecast
+is exact on the history (its scale is 0). The winner is then named by MAE, and the summary says so;
+a ratio is only printed when its denominator is not 0 (a baseline with MASE 0 is "exact")."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -10,7 +14,7 @@ import pandas as pd
 
 from lstmkit.metrics import all_metrics
 
-from .baselines import run_baselines
+from .baselines import baseline_names, run_baselines
 
 METRICS = ("MAE", "RMSE", "sMAPE", "MASE")
 
@@ -31,37 +35,67 @@ class Evaluation:
     notes: list[str] = field(default_factory=list)
 
     @property
-    def winner(self) -> str:
-        return min(self.metrics, key=lambda m: (np.nan_to_num(self.metrics[m]["MASE"], nan=np.inf),
-                                                self.metrics[m]["MAE"]))
+    def ranked_by(self) -> str:
+        """The metric the winner is named by: MASE when it is defined for every scored model, else
+        MAE (defined whenever a model produced a forecast)."""
+        scored = [m for m in self.metrics.values() if np.isfinite(m["MAE"])]
+        return "MASE" if scored and all(np.isfinite(m["MASE"]) for m in scored) else "MAE"
+
+    @property
+    def winner(self) -> Optional[str]:
+        """The model with the lowest `ranked_by` metric (ties: lower MAE); None if none was scored."""
+        key = self.ranked_by
+        scored = [m for m in self.metrics if np.isfinite(self.metrics[m][key])]
+        if not scored:
+            return None
+        return min(scored, key=lambda m: (self.metrics[m][key], self.metrics[m]["MAE"]))
 
     def table(self) -> str:
-        """Plain-text table, one row per model, the winner marked with *."""
+        """Plain-text table, one row per model, the winner marked with *; undefined values (a MASE
+        whose scale is 0, a model that failed) are written "undefined"."""
         names = list(self.metrics)
         width = max(len(n) for n in names) + 2
+        win = self.winner
         lines = [f"{'model':<{width}}" + "".join(f"{m:>10}" for m in METRICS)]
         for name in names:
             row = self.metrics[name]
-            mark = " *" if name == self.winner else ""
-            lines.append(f"{name:<{width}}" + "".join(f"{row[m]:>10.3f}" for m in METRICS) + mark)
+            mark = " *" if name == win else ""
+            cells = "".join(f"{row[m]:>10.3f}" if np.isfinite(row[m]) else f"{'undefined':>10}"
+                            for m in METRICS)
+            lines.append(f"{name:<{width}}" + cells + mark)
         return "\n".join(lines)
 
     def summary(self) -> str:
-        """One line: who won, and how the LSTM compares with the best baseline (by MASE)."""
-        lstm = self.metrics["LSTM"]["MASE"]
-        base = {k: v["MASE"] for k, v in self.metrics.items() if k != "LSTM" and np.isfinite(v["MASE"])}
-        win = self.winner
+        """One line: who won by which metric, and how the LSTM compares with the best baseline."""
+        key, win = self.ranked_by, self.winner
+        if win is None:
+            return "winner: none (no model produced a finite forecast)"
+        why = "" if key == "MASE" else ("; MASE is undefined: the seasonal naive forecast is exact on "
+                                        "the history" if not any(np.isfinite(m["MASE"]) for m in
+                                                                 self.metrics.values()) else
+                                        "; MASE is not defined for every model")
+        lstm = self.metrics["LSTM"][key]
+        base = {k: v[key] for k, v in self.metrics.items() if k != "LSTM" and np.isfinite(v[key])}
+        if not np.isfinite(lstm):
+            return f"winner: {win} ({key} {base[win]:.3f}); the LSTM's forecast failed{why}"
         if not base:
-            return f"winner: {win} (no baseline could be computed)"
+            return f"winner: LSTM ({key} {lstm:.3f}; no baseline was computed){why}"
         best = min(base, key=base.get)
+
+        def rel(a: float, b: float, word: str) -> str:
+            # relative difference of a to b, only when b is not 0
+            if b == 0:
+                return "the baseline is exact" if a > 0 else "equal"
+            return f"{100 * abs(a / b - 1):.0f}% {word}"
+
         if win == "LSTM":
-            return (f"winner: LSTM (MASE {lstm:.3f}; best baseline {best} {base[best]:.3f}, "
-                    f"{100 * (1 - lstm / base[best]):.0f}% lower)")
-        return (f"winner: {win} (MASE {base[win]:.3f}); the LSTM scored {lstm:.3f}, "
-                f"{100 * (lstm / base[win] - 1):.0f}% higher")
+            return (f"winner: LSTM ({key} {lstm:.3f}; best baseline {best} {base[best]:.3f}, "
+                    f"{rel(lstm, base[best], 'lower')}){why}")
+        return (f"winner: {win} ({key} {base[win]:.3f}); the LSTM scored {lstm:.3f}, "
+                f"{'higher than an exact forecast' if base[win] == 0 else rel(lstm, base[win], 'higher')}{why}")
 
     def to_dict(self) -> dict:
-        return {"winner": self.winner, "summary": self.summary(), "season": self.season,
+        return {"winner": self.winner, "ranked_by": self.ranked_by, "summary": self.summary(), "season": self.season,
                 "holdout": int(self.truth.shape[0]), "metrics": self.metrics,
                 "per_target": self.per_target, "interval": self.interval, "notes": self.notes,
                 "forecasts": {k: v.tolist() for k, v in self.forecasts.items()},
@@ -75,9 +109,11 @@ def evaluate_forecasts(y, cut, lstm, config, time=None, baselines=True, result=N
     mean, lo, hi = lstm
     history, truth = y[:cut], y[cut:]
     forecasts = {"LSTM": mean}
-    if baselines:
-        forecasts.update(run_baselines(y, cut, config.horizon, config.season, config.log))
     notes = []
+    names = baseline_names(baselines)
+    if names:
+        forecasts.update(run_baselines(y, cut, config.horizon, config.season, config.log, names=names,
+                                       notes=notes))
     if len(truth) > config.horizon:
         notes.append(f"holdout of {len(truth)} steps forecast in blocks of {config.horizon}, each from "
                      f"the true data before it")

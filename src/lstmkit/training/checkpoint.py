@@ -135,8 +135,8 @@ def _read_verified(folder: Path, name: str, sha: str, size) -> bytes:
     if not path.is_file():
         raise LstmkitError(f"model folder {folder}: {name} is not a file")
     if size is not None and actual != size:
-        raise LstmkitError(f"model folder {folder}: {name} has {actual} bytes, {MANIFEST} says {size} "
-                           f"(truncated or modified)")
+        raise LstmkitError(f"model folder {folder}: {name} does not match its SHA-256 in {MANIFEST} "
+                           f"(modified or damaged: {actual} bytes, {MANIFEST} says {size})")
     if actual > MAX_FILE_BYTES:
         raise LstmkitError(f"model folder {folder}: {name} has {actual} bytes, more than the "
                            f"{MAX_FILE_BYTES} lstmkit reads")
