@@ -23,14 +23,18 @@ The fused library is built on first use (``kernels/fused.py``); if that fails (n
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import warnings
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 from . import reference
 
 BACKENDS = ("auto", "native", "fused", "reference")
+# The process-wide default (set_backend, LSTMKIT_BACKEND) and a context-local override
+# (use_backend): each thread and each asyncio task sees only its own `with use_backend(...)` blocks.
 _state = {"backend": os.environ.get("LSTMKIT_BACKEND", "auto").lower(), "warned": False}
+_override: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar("lstmkit_backend", default=None)
 
 
 def _check(name: str) -> str:
@@ -41,23 +45,29 @@ def _check(name: str) -> str:
 
 
 def set_backend(name: str) -> None:
-    """Force a backend for every layer from now on ("auto", "native", "fused", "reference")."""
+    """Set the process-wide default backend ("auto", "native", "fused", "reference"); a
+    ``use_backend`` block still takes precedence inside it."""
     _state["backend"] = _check(name)
 
 
 def get_backend() -> str:
-    return _check(_state["backend"])
+    """The backend in force here: the innermost ``use_backend`` of this thread / task, else the
+    process-wide default."""
+    override = _override.get()
+    return _check(override if override is not None else _state["backend"])
 
 
 @contextlib.contextmanager
 def use_backend(name: str) -> Iterator[None]:
-    """``with use_backend("reference"): ...`` forces a backend inside the block."""
-    old = _state["backend"]
-    _state["backend"] = _check(name)
+    """``with use_backend("reference"): ...`` forces a backend inside the block.
+
+    Context-local (a ``contextvars.ContextVar``): it applies to the code of this thread or asyncio
+    task only; other threads and tasks keep theirs, and interleaved blocks restore correctly."""
+    token = _override.set(_check(name))
     try:
         yield
     finally:
-        _state["backend"] = old
+        _override.reset(token)
 
 
 def fused_available() -> bool:

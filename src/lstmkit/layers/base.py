@@ -27,7 +27,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from ..errors import describe
 from ..kernels import dispatch
 from ..validation import check_lengths, check_tensor
-from .scan import reverse_padded
+from .scan import reverse_padded, zero_padding
 
 Lengths = Union[Tensor, Sequence[int], None]
 
@@ -148,6 +148,7 @@ class RecurrentLayer(nn.Module):
         """
         owner = type(self).__name__
         x, lengths, form = self._normalise_input(owner, input, lengths)  # x (T, N, H_in)
+        x = zero_padding(x, lengths)     # NaN/inf in padding must reach no result or gradient
         states = self._normalise_state(owner, hx, x.shape[1], form["unbatched"], x)
         native_ok, why = self.native_ok(return_trace)
         backend = dispatch.select(owner, native_ok, why,

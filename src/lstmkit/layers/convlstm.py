@@ -29,6 +29,7 @@ from ..errors import describe
 from ..validation import check_tensor
 from ..validation import check_lengths
 from .rnn import RNN, Bidirectional, Stacked
+from .scan import zero_padding
 
 Lengths = Union[Tensor, Sequence[int], None]
 
@@ -136,6 +137,7 @@ class ConvLSTM(nn.Module):
                 raise ValueError(f"{name}: lengths apply to batched input; got an unbatched "
                                  f"(L, C, H, W) input")
             lengths = check_lengths(name, lengths, T, N)
+            xs = zero_padding(xs, lengths)     # NaN/inf in padding must reach no result or gradient
         states = self._layer_states(name, hx, xs, unbatched)
         y, finals = self.stack.run(xs, states, lengths, last=False)  # y (T, N, D*hidden, H, W)
         if self.bidirectional:

@@ -42,7 +42,7 @@ from ..cells.gru import GRUCell
 from ..cells.lstm import LSTMCell
 from ..errors import describe
 from ..validation import check_lengths, check_tensor
-from .scan import reverse_padded, scan, valid_mask
+from .scan import reverse_padded, scan, valid_mask, zero_padding
 
 Lengths = Union[Tensor, Sequence[int], None]
 
@@ -131,6 +131,7 @@ class SequenceRunner(nn.Module):
             raise ValueError(f"{owner}: expected a non-empty sequence batch, got {describe(x)}")
         if lengths is not None:
             lengths = check_lengths(owner, lengths, T, N)
+            xs = zero_padding(xs, lengths)     # NaN/inf in padding must reach no result or gradient
         self.check_steps(owner, xs)
         ys, final = self.run(xs, state, lengths, last=not self.return_sequences)
         if self.return_sequences and self.batch_first:

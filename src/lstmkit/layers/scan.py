@@ -26,6 +26,18 @@ def valid_mask(lengths: Optional[Tensor], T: int, N: int, device) -> Optional[Te
     return torch.arange(T, device=device).unsqueeze(1) < lengths.unsqueeze(0)
 
 
+def zero_padding(x: Tensor, lengths: Optional[Tensor]) -> Tensor:
+    """x (T, N, ...) with every step t >= lengths[n] set to 0, before any backend sees it.
+
+    Padding may hold anything (NaN, inf); a NaN that enters a step's arithmetic poisons the backward
+    pass even where the step's result is masked out (0 * NaN = NaN), so padded inputs are zeroed here,
+    once, in every sequence layer. The gradient of x at padded steps is then exactly 0."""
+    valid = valid_mask(lengths, x.shape[0], x.shape[1], x.device)
+    if valid is None:
+        return x
+    return x.masked_fill(~valid.view(valid.shape + (1,) * (x.dim() - 2)), 0)
+
+
 def _where(mask: Tensor, new: Tensor, old: Tensor) -> Tensor:
     return torch.where(mask.view(mask.shape + (1,) * (new.dim() - 1)), new, old)
 
