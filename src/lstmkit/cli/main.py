@@ -1,7 +1,8 @@
 """`lstmkit` command line: forecast, predict, demo.
 
-Library errors (LstmkitError) end the program with one line `error: ...` on stderr and exit code 2;
-an interrupt exits with 130. Anything else is a bug and keeps its traceback.
+Library errors (LstmkitError), bad flags and system errors (OSError: a full disk, a permission) end
+the program with one line `error: ...` on stderr and exit code 2; an interrupt exits with 130.
+Anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
@@ -17,8 +18,16 @@ from . import classify
 EXIT_ERROR = 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (its usage block would make them several lines)."""
+
+    def error(self, message: str):
+        print(f"error: {message} (see '{self.prog} --help')", file=sys.stderr)
+        sys.exit(EXIT_ERROR)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lstmkit", description="Forecast time series with the LSTM family.",
         epilog="Run 'lstmkit forecast' with no arguments for the airline passengers example.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{forecast,predict,demo,classify}")
@@ -33,6 +42,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return args.run(args) or 0
     except LstmkitError as e:
         print(f"error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as e:
+        where = f" {e.filename}:" if e.filename else ""
+        print(f"error:{where} {e.strerror or e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pathlib import Path
+
 from lstmkit.data import read_csv
+from lstmkit.errors import LstmkitError
 from lstmkit.forecasting import Forecaster
 from lstmkit.training import atomic
 
@@ -22,12 +25,28 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
+def _check_output(path: Path, header: str) -> None:
+    """Only a new file, or a forecast table this command wrote (same header), is replaced."""
+    if path.is_dir():
+        raise LstmkitError(f"--output {path} is a folder; expected a CSV file name")
+    if path.exists():
+        try:
+            with open(path, encoding="utf-8") as f:
+                first = f.readline(1 << 16).rstrip("\r\n")
+        except (OSError, UnicodeDecodeError):
+            first = None
+        if first != header:
+            raise LstmkitError(f"--output {path} exists and is not a forecast written by lstmkit predict; "
+                               f"choose another file name, or remove it")
+
+
 def run(args: argparse.Namespace) -> int:
     fc = Forecaster.load(args.model)
     data = read_csv(args.csv) if args.csv else None
     table = fc.predict(args.horizon, data=data)
     text = table.to_csv(index=False, float_format="%.6g")
     if args.output:
+        _check_output(Path(args.output), text.split("\n", 1)[0])
         atomic.write_text(args.output, text)
         print(f"wrote {len(table)} steps to {args.output}", file=sys.stderr)
     else:

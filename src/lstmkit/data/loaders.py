@@ -6,6 +6,8 @@ it together with the names of the target and covariate columns, all of them floa
 """
 from __future__ import annotations
 
+import csv
+import re
 import warnings
 from dataclasses import dataclass
 from importlib import resources
@@ -16,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from lstmkit.errors import LstmkitError
+from lstmkit.training.progress import phase
 
 AIRLINE_CSV = "airline_passengers.csv"
 
@@ -67,17 +70,75 @@ def airline_passengers() -> pd.DataFrame:
         return pd.read_csv(f)
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_csv_shape(p: Path) -> None:
+    """The documented form, and nothing else: UTF-8, comma-separated, a header row of distinct
+    non-empty column names, then rows of exactly as many fields (blank lines are skipped). Anything
+    else is an error naming the line: a row with more fields than the header is never reinterpreted
+    (pandas would silently turn its first fields into an index and shift every column)."""
+    try:
+        with open(p, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            header = None
+            for row in reader:
+                if header is None:
+                    if not row:
+                        continue
+                    header = [c.strip() for c in row]
+                    line = reader.line_num
+                    n = len(header)
+                    if n == 1 and any(sep in header[0] for sep in (";", "\t", "|")):
+                        raise LstmkitError(f"cannot read {p} as CSV: line {line} holds one column named {header[0]!r:.60}; "
+                                           f"lstmkit reads comma-separated files (not ';', tab or '|')")
+                    empty = [i + 1 for i, c in enumerate(header) if not c]
+                    if empty:
+                        raise LstmkitError(f"cannot read {p} as CSV: line {line} (the header) has an empty column name "
+                                           f"in field {empty[0]}; every column needs a name")
+                    dup = sorted({c for c in header if header.count(c) > 1})
+                    if dup:
+                        raise LstmkitError(f"cannot read {p} as CSV: line {line} (the header) names column {dup[0]!r} twice")
+                    if all(_is_number(c) for c in header):
+                        raise LstmkitError(f"cannot read {p} as CSV: line {line} must be a header of column names, got "
+                                           f"numbers {header[:4]}; add a header row")
+                    continue
+                if row and len(row) != n:
+                    raise LstmkitError(
+                        f"cannot read {p} as CSV: line {reader.line_num} has {len(row)} fields but the header has {n} "
+                        f"({', '.join(header)[:80]})"
+                        + ("; quote values that contain commas, e.g. \"1,120\"" if len(row) > n else ""))
+    except UnicodeDecodeError as e:
+        raise LstmkitError(f"cannot read {p} as CSV: not UTF-8 text (byte {e.start}); save the file as UTF-8 CSV") from None
+    except csv.Error as e:
+        raise LstmkitError(f"cannot read {p} as CSV: line {reader.line_num}: not valid CSV ({e})") from None
+    except OSError as e:
+        raise LstmkitError(f"cannot read {p}: {e.strerror or e}") from None
+    if header is None:
+        raise LstmkitError(f"cannot read {p} as CSV: the file is empty (expected a header row and data rows)")
+
+
 def read_csv(path: str | Path) -> pd.DataFrame:
-    """Read a CSV file; a missing or unreadable file raises LstmkitError naming the path."""
+    """Read a CSV file in the documented form (see `_check_csv_shape`); a missing, unreadable or
+    malformed file raises LstmkitError naming the path and, where there is one, the line."""
     p = Path(path)
     if not p.exists():
         raise LstmkitError(f"data file not found: {p}")
     if p.is_dir():
         raise LstmkitError(f"expected a CSV file, got a folder: {p}")
-    try:
-        frame = pd.read_csv(p)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise LstmkitError(f"cannot read {p} as CSV: {str(e).splitlines()[0]}") from None
+    with phase(f"reading {p.name}"):
+        _check_csv_shape(p)
+        try:
+            frame = pd.read_csv(p, index_col=False, encoding="utf-8-sig", skipinitialspace=False)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError,
+                OSError) as e:
+            raise LstmkitError(f"cannot read {p} as CSV: {(str(e).splitlines() or [type(e).__name__])[0]}") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
     if frame.empty:
         raise LstmkitError(f"{p} has no data rows")
     return frame
@@ -102,6 +163,39 @@ def as_frame(data) -> pd.DataFrame:
                        f"got an array of shape {arr.shape}")
 
 
+# day/month/year or month/day/year with the same separator: the order must be decided, not guessed
+_DMY = re.compile(r"^\s*(\d{1,2})([/.\-])(\d{1,2})\2(\d{4}|\d{2})(?:[ T]\S.*)?\s*$")
+
+
+def _parse_times(raw: pd.Series, name: str) -> pd.Series:
+    """Parse a time column as one format (never per row). Dates written d/m/y or m/d/y are read in
+    the order their values prove (a first field > 12 is a day); when every value fits both orders
+    the column is refused as ambiguous."""
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        return pd.Series(pd.DatetimeIndex(raw))
+    if pd.api.types.is_numeric_dtype(raw) or pd.api.types.is_bool_dtype(raw):
+        raise LstmkitError(f"time column {name!r} holds numbers, not dates (e.g. {raw.iloc[0]!r}); "
+                           f"write dates such as 2001-01-31, or leave the column out")
+    text = raw.astype(str)
+    parts = text.str.extract(_DMY)
+    dayfirst = False
+    if len(text) and parts[0].notna().all():
+        first, second = parts[0].astype(int), parts[2].astype(int)
+        if (first > 12).any() and (second > 12).any():
+            raise LstmkitError(f"time column {name!r} mixes day/month and month/day dates "
+                               f"({text[first > 12].iloc[0]!r} and {text[second > 12].iloc[0]!r})")
+        if not (first > 12).any() and not (second > 12).any():
+            raise LstmkitError(f"time column {name!r}: dates like {text.iloc[0]!r} are ambiguous "
+                               f"(day/month or month/day?); write them as YYYY-MM-DD")
+        dayfirst = bool((first > 12).any())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # "could not infer format": each value is tried
+        try:
+            return pd.to_datetime(text, errors="coerce", dayfirst=dayfirst)
+        except (ValueError, TypeError, OverflowError):
+            return pd.Series(pd.NaT, index=text.index)
+
+
 def _guess_time_column(frame: pd.DataFrame) -> Optional[str]:
     for name in frame.columns:
         col = frame[name]
@@ -109,7 +203,11 @@ def _guess_time_column(frame: pd.DataFrame) -> Optional[str]:
             return name
     first = frame.columns[0]
     if frame[first].dtype == object or pd.api.types.is_string_dtype(frame[first]):
-        parsed = pd.to_datetime(frame[first], errors="coerce", format="mixed")
+        if frame[first].astype(str).str.match(_DMY).mean() > 0.9:
+            return first                       # dates d/m/y or m/d/y: _check_time decides the order
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parsed = pd.to_datetime(frame[first], errors="coerce", format="mixed")
         if parsed.notna().mean() > 0.9:
             return first
     return None
@@ -152,19 +250,25 @@ def _describe_gap(index: pd.DatetimeIndex, time_col: str) -> str:
         freq = guesses.mode().iloc[0]
         expected = pd.date_range(index[0], periods=len(index), freq=freq)
         row = int(np.argmax(index != expected))
-        return (f"time column {time_col!r} has a gap or irregular step: {index[row - 1].date()} -> "
-                f"{index[row].date()} (expected {expected[row].date()} for frequency {freq}); the series "
+        day = (index == index.normalize()).all()
+
+        def show(t):
+            return str(t.date()) if day else str(t)
+        return (f"time column {time_col!r} has a gap or irregular step: {show(index[row - 1])} -> "
+                f"{show(index[row])} (expected {show(expected[row])} for frequency {freq}); the series "
                 f"must be regularly spaced")
     return f"time column {time_col!r} is not regularly spaced; the series must be"
 
 
 def _check_time(frame: pd.DataFrame, time_col: str) -> tuple[pd.DatetimeIndex, Optional[str]]:
     raw = frame[time_col]
-    time = pd.to_datetime(raw, errors="coerce", format="mixed")
+    time = _parse_times(raw, time_col)
     if time.isna().any():
         row = int(np.flatnonzero(time.isna().to_numpy())[0])
-        raise LstmkitError(f"time column {time_col!r} must hold dates, got {raw.iloc[row]!r} in data "
-                           f"row {row + 1}")
+        raise LstmkitError(f"time column {time_col!r} must hold dates in one format, got "
+                           f"{raw.iloc[row]!r} in data row {row + 1}")
+    if getattr(time.dt, "tz", None) is not None:
+        time = time.dt.tz_convert("UTC").dt.tz_localize(None)
     index = pd.DatetimeIndex(time)
     if not index.is_monotonic_increasing or index.has_duplicates:
         raise LstmkitError(f"time column {time_col!r} must be strictly increasing (sorted, no "
