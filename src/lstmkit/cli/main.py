@@ -37,7 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:                 # --help (0) or a bad flag (2, one line printed)
+        return e.code if isinstance(e.code, int) else EXIT_ERROR
     try:
         return args.run(args) or 0
     except LstmkitError as e:

@@ -314,7 +314,8 @@ def prepare(data, targets: Optional[Sequence[str]] = None, covariates: Sequence[
                            f"covariate")
     clean = pd.DataFrame({name: _numeric(frame, name) for name in targets + covariates})
     for name in targets:
-        if np.ptp(clean[name].to_numpy()) == 0:
+        col = clean[name].to_numpy()
+        if col.min() == col.max():
             raise LstmkitError(f"target column {name!r} is constant ({clean[name].iloc[0]:g}); "
                                f"there is nothing to forecast")
     return Series(frame=clean, targets=targets, covariates=covariates, time=time, freq=freq,

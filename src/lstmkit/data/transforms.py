@@ -45,8 +45,9 @@ class TargetTransform:
     def forward(self, y: np.ndarray) -> np.ndarray:
         """y (T, K) -> z (T - lost, K)"""
         z = self.to_level(np.asarray(y, dtype=np.float64))
-        for lag in self.lags:
-            z = z[lag:] - z[:-lag]
+        with np.errstate(over="ignore", invalid="ignore"):     # overflow -> inf: the caller checks
+            for lag in self.lags:
+                z = z[lag:] - z[:-lag]
         return z
 
     def integrate(self, z: np.ndarray, history: np.ndarray) -> np.ndarray:
