@@ -145,16 +145,33 @@ def read_csv(path: str | Path) -> pd.DataFrame:
 
 
 def as_frame(data) -> pd.DataFrame:
-    """Turn a DataFrame, Series or NumPy array (T,) / (T, C) into a DataFrame.
+    """Turn a DataFrame, Series, NumPy array (T,) / (T, C) or a list of numbers into a DataFrame.
 
     A Series keeps its name (or becomes column "y"); an array's columns are named y (1-D) or
-    y0, y1, ... (2-D)."""
-    if isinstance(data, pd.DataFrame):
-        return data.reset_index(drop=not isinstance(data.index, pd.DatetimeIndex))
-    if isinstance(data, pd.Series):
-        frame = data.to_frame(name=data.name if data.name is not None else "y")
-        return frame.reset_index(drop=not isinstance(data.index, pd.DatetimeIndex))
-    arr = np.asarray(data)
+    y0, y1, ... (2-D). A DatetimeIndex becomes the time column; a default or integer index is
+    dropped. Other forms (dicts, strings, a text index, multi-level columns) are refused."""
+    if isinstance(data, (pd.DataFrame, pd.Series)):
+        index = data.index
+        if isinstance(data, pd.DataFrame) and isinstance(data.columns, pd.MultiIndex):
+            raise LstmkitError("expected a DataFrame with one level of column names, got multi-level "
+                               "columns; flatten them first")
+        if not (isinstance(index, (pd.RangeIndex, pd.DatetimeIndex))
+                or pd.api.types.is_integer_dtype(index.dtype)):
+            raise LstmkitError(f"expected a DataFrame/Series indexed by position or by dates, got an "
+                               f"index of {index.dtype}{f' (e.g. {index[0]!r:.30})' if len(index) else ''}; call reset_index() to "
+                               f"keep it as a column, or reset_index(drop=True)")
+        keep = isinstance(index, pd.DatetimeIndex)
+        if isinstance(data, pd.Series):
+            data = data.to_frame(name=data.name if data.name is not None else "y")
+        return data.reset_index(drop=not keep)
+    if not isinstance(data, (np.ndarray, list, tuple)):
+        raise LstmkitError(f"expected data as a DataFrame, Series, NumPy array or list of numbers, got "
+                           f"{type(data).__name__}")
+    try:
+        arr = np.asarray(data)
+    except (ValueError, TypeError) as e:
+        raise LstmkitError(f"expected a rectangular array of numbers, got {type(data).__name__} that "
+                           f"is not one ({e})") from None
     if arr.ndim == 1:
         return pd.DataFrame({"y": arr})
     if arr.ndim == 2:
@@ -285,10 +302,19 @@ def prepare(data, targets: Optional[Sequence[str]] = None, covariates: Sequence[
             time_col: Optional[str] = None) -> Series:
     """Check `data` and pick its columns.
 
-    targets:    columns to forecast; None = the first numeric column that is not the time column
+    targets:    columns to forecast (a list, or one name); None = the first column that is not the
+                time column
     covariates: extra input columns
     time_col:   the time column; None = a datetime column, or a first column that parses as dates
     """
+    targets = [targets] if isinstance(targets, str) else targets      # one column name
+    covariates = [covariates] if isinstance(covariates, str) else covariates
+    for what, names in (("targets", targets), ("covariates", covariates)):
+        if names is not None and (not isinstance(names, (list, tuple))
+                                  or not all(isinstance(n, str) for n in names)):
+            raise LstmkitError(f"{what} must be a list of column names, got {names!r:.60}")
+    if time_col is not None and not isinstance(time_col, str):
+        raise LstmkitError(f"time_col must be a column name, got {time_col!r:.60}")
     frame = as_frame(data)
     if frame.empty:
         raise LstmkitError("expected at least one row of data, got none")
