@@ -30,7 +30,7 @@ class PlainProgress:
 
     def __init__(self, total: Optional[int], desc: str, delay: Optional[float] = None,
                  every: Optional[float] = None):
-        self.total, self.desc, self.n, self.postfix = total, desc, 0, ""
+        self.total, self.desc, self.n, self.postfix, self.inner = total, desc, 0, "", ""
         self.delay = _seconds("LSTMKIT_PROGRESS_DELAY", 5.0) if delay is None else delay
         self.every = max(0.05, _seconds("LSTMKIT_PROGRESS_EVERY", 15.0) if every is None else every)
         self.start = time.monotonic()
@@ -49,8 +49,8 @@ class PlainProgress:
         parts = [f"lstmkit: {self.desc}"]
         if self.total:
             parts.append(f" {self.n}/{self.total}")
-        if self.postfix:
-            parts.append(f" ({self.postfix})")
+        if self.postfix or self.inner:
+            parts.append(f" ({', '.join(p for p in (self.inner, self.postfix) if p)})")
         seconds = time.monotonic() - self.start
         parts.append(f" done in {seconds:.0f} s" if done else f" {seconds:.0f} s")
         try:
@@ -61,6 +61,10 @@ class PlainProgress:
 
     def update(self, n: int = 1) -> None:
         self.n += n
+
+    def tick(self, done: int, total: int) -> None:
+        """Progress inside one step (e.g. windows of the current epoch)."""
+        self.inner = f"{done}/{total} windows this epoch" if done < total else ""
 
     def set_postfix(self, **kwargs) -> None:
         self.postfix = ", ".join(f"{k}={v}" for k, v in kwargs.items())

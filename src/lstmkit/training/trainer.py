@@ -150,7 +150,7 @@ def _forward(model: nn.Module, data: "Windows", idx=None):
     return model(x, lengths=data.lengths if idx is None else data.lengths[idx])
 
 
-def _epoch_windows(model, opt, data: Windows, loss_fn, cfg: TrainConfig, gen) -> float:
+def _epoch_windows(model, opt, data: Windows, loss_fn, cfg: TrainConfig, gen, tick=None) -> float:
     n = data.x.shape[0]
     order = torch.randperm(n, generator=gen)
     size = cfg.batch_size or n
@@ -162,6 +162,8 @@ def _epoch_windows(model, opt, data: Windows, loss_fn, cfg: TrainConfig, gen) ->
         _update(model, opt, loss, cfg)
         total += loss.item() * len(idx)
         count += len(idx)
+        if tick is not None:
+            tick(count, n)
     return total / max(count, 1)
 
 
@@ -228,7 +230,8 @@ def train(build: Callable[[], nn.Module], train_data: Data, val_data: Optional[D
             hist = {"train": [], "val": []}
             for epoch in range(cfg.epochs):
                 if isinstance(train_data, Windows):
-                    tr = _epoch_windows(model, opt, train_data, loss_fn, cfg, gen)
+                    tr = _epoch_windows(model, opt, train_data, loss_fn, cfg, gen,
+                                        getattr(bar, "tick", None))
                 else:
                     tr = _epoch_stream(model, opt, train_data, loss_fn, cfg)
                 va = evaluate_loss(model, val_data, loss_fn, cfg.tbptt) if val_data is not None else tr
