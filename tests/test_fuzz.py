@@ -33,7 +33,7 @@ csv_text = st.one_of(
 )
 
 
-@settings(max_examples=80, **SETTINGS)
+@settings(max_examples=50, **SETTINGS)
 @given(data=csv_text)
 def test_random_csv_bytes_give_a_frame_or_a_clear_error(data):
     with tempfile.TemporaryDirectory() as tmp:
@@ -56,7 +56,7 @@ python_inputs = st.one_of(
 )
 
 
-@settings(max_examples=80, **SETTINGS)
+@settings(max_examples=50, **SETTINGS)
 @given(data=python_inputs, target=st.sampled_from([None, ["y"], ["y0"], ["nope"], "y"]))
 def test_random_python_data_gives_a_series_or_a_clear_error(data, target):
     try:
@@ -93,7 +93,7 @@ def _rehash(folder: Path, name: str, data: bytes, manifest_extra=None):
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
-@settings(max_examples=60, **SETTINGS)
+@settings(max_examples=40, **SETTINGS)
 @given(where=st.sampled_from(["config", "top", "scaler", "manifest", "whole"]),
        field=st.sampled_from(CONFIG_FIELDS + TOP_FIELDS + ["transform", "target", "covariates",
                                                           "files", "format", "sizes"]),
@@ -136,7 +136,7 @@ VALUES = ["0", "1", "2", "3", "-1", "abc", "", "nan", "inf", "1e400", "999999999
 
 
 @pytest.mark.slow
-@settings(max_examples=8, **SETTINGS)
+@settings(max_examples=6, **SETTINGS)
 @given(args=st.lists(st.tuples(st.sampled_from(FLAGS), st.sampled_from(VALUES)), max_size=5))
 def test_random_flags_exit_0_or_one_line_exit_2_and_touch_no_user_file(args):
     with tempfile.TemporaryDirectory() as tmp:
