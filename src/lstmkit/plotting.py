@@ -69,7 +69,8 @@ def plot_forecast(path: str | Path, x_hist: Sequence, history: np.ndarray, x_fut
 
 
 def plot_loss(path: str | Path, histories: Sequence[Mapping[str, Sequence[float]]],
-              best_epochs: Optional[Sequence[int]] = None, title: str = "training loss") -> Path:
+              best_epochs: Optional[Sequence[int]] = None, title: str = "training loss",
+              ylabel: str = "loss (MSE, scaled)") -> Path:
     """Training (solid) and validation (dashed) loss per epoch of each run, log scale; a dot marks the
     epoch whose weights were kept."""
     fig = Figure(figsize=(8, 4), layout="constrained")
@@ -85,7 +86,7 @@ def plot_loss(path: str | Path, histories: Sequence[Mapping[str, Sequence[float]
                 ax.plot([b + 1], [hist["val"][b]], "o", color=color, ms=5)
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss (MSE, scaled)")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, ncol=2, frameon=False)
