@@ -1,4 +1,4 @@
-"""`lstmkit` command line: forecast, predict, demo, generate, inspect.
+"""`lstmkit` command line: forecast, predict, demo, generate, seq2seq, inspect.
 
 Library errors (LstmkitError) end the program with one line `error: ...` on stderr and exit code 2;
 an interrupt exits with 130. Anything else is a bug and keeps its traceback.
@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 from lstmkit.errors import LstmkitError
 
-from . import demo, forecast, generate, inspect_cmd, predict
+from . import demo, forecast, generate, inspect_cmd, predict, seq2seq_cmd
 from . import classify
 
 EXIT_ERROR = 2
@@ -22,8 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lstmkit", description="Forecast time series with the LSTM family.",
         epilog="Run 'lstmkit forecast' with no arguments for the airline passengers example.")
     sub = parser.add_subparsers(dest="command", required=True,
-                                metavar="{forecast,predict,demo,classify,generate,inspect}")
-    for module in (forecast, predict, demo, classify, generate, inspect_cmd):
+                                metavar="{forecast,predict,demo,classify,generate,seq2seq,inspect}")
+    for module in (forecast, predict, demo, classify, generate, seq2seq_cmd, inspect_cmd):
         module.add_parser(sub)
     return parser
 
