@@ -13,11 +13,11 @@ from lstmkit.generation import CharLanguageModel, CharLSTM, LanguageModelConfig,
 from lstmkit.inspection import inspect_model
 from lstmkit.training import TrainConfig
 
-TEXT = "the cat sat on the mat. the rat sat on the cat. " * 40
+TEXT = "the cat sat on the mat. the rat sat on the cat. " * 30
 
 
 def tiny(**kw) -> LanguageModelConfig:
-    train = TrainConfig(epochs=kw.pop("epochs", 8), lr=1e-2, tbptt=20, restarts=1, combine="best",
+    train = TrainConfig(epochs=kw.pop("epochs", 6), lr=1e-2, tbptt=20, restarts=1, combine="best",
                         patience=0, progress=False)
     return LanguageModelConfig(embedding=8, hidden=kw.pop("hidden", 24), layers=1, streams=4,
                                train=train, **kw)

@@ -132,3 +132,18 @@ def test_inspect_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "m" / "config.json").write_text('{"task": "poetry"}')
     with pytest.raises(LstmkitError, match="unknown task 'poetry'"):
         task_of(tmp_path / "m")
+
+
+@pytest.mark.slow
+def test_the_tutorial_tells_what_its_pictures_show(tmp_path):
+    """docs/gates.md: the counting LSTM carries the count in one cell and its forget gate closes at the
+    reset marker (the figures quoted in the tutorial come from this run)."""
+    import runpy
+    from pathlib import Path
+
+    tutorial = runpy.run_path(str(Path(__file__).parents[2] / "docs" / "gates_tutorial.py"))
+    facts = tutorial["main"](tmp_path)
+    assert (tmp_path / "counting_gates.png").read_bytes()[:8] == PNG
+    assert facts["count_error"] < 0.2                       # it counts (mean error in counts)
+    assert facts["corr_cell_count"] > 0.9                   # one cell state is the count
+    assert facts["forget_at_reset"] < 0.5 * facts["forget_elsewhere"]   # and is erased at resets

@@ -95,13 +95,14 @@ def test_read_pairs_splits_on_the_first_tab(tmp_path):
 
 @pytest.mark.slow
 def test_attention_beats_no_attention_on_long_reversals():
-    """Reversing strings of 12-20 letters: the decoder without attention must squeeze them through
-    one state; with attention it looks back at the source."""
-    pairs = teaching_pairs("reverse", 1500, 12, 20)
-    test = teaching_pairs("reverse", 100, 12, 20, seed=7)
+    """Reversing strings of 10-16 letters: the decoder without attention must squeeze them through
+    one state; with attention it looks back at the source (measured: character accuracy about 0.22
+    without, 0.85 with)."""
+    pairs = teaching_pairs("reverse", 1000, 10, 16)
+    test = teaching_pairs("reverse", 100, 10, 16, seed=7)
     scores = {}
     for attention in ("none", "luong"):
-        s2s = Seq2Seq(cfg(attention, epochs=8, hidden=48)).fit(pairs)
+        s2s = Seq2Seq(cfg(attention, epochs=6, hidden=32)).fit(pairs)
         scores[attention] = s2s.evaluate(test)
-    assert scores["luong"]["char_accuracy"] > scores["none"]["char_accuracy"] + 0.2
+    assert scores["luong"]["char_accuracy"] > scores["none"]["char_accuracy"] + 0.3
     assert scores["luong"]["exact_match"] > scores["none"]["exact_match"]

@@ -2,7 +2,7 @@
 truncated backpropagation through time (the shared trainer's Stream data), scored in bits per
 character beside n-gram baselines, and sampled with temperature and top-k.
 
-    lm = CharLanguageModel(LanguageModelConfig(hidden=256)).fit(text)   # last 10% held out
+    lm = CharLanguageModel(LanguageModelConfig(hidden=128)).fit(text)   # last 10% held out
     lm.evaluate()          # {"LSTM": bpc, "1-gram": ..., ..., "5-gram": ...} on the held-out text
     lm.generate("def ", length=200, temperature=0.8, top_k=20)
     lm.save("model/");  CharLanguageModel.load("model/")
@@ -43,7 +43,7 @@ def default_training() -> TrainConfig:
 @dataclass
 class LanguageModelConfig:
     embedding: int = 32          # size of the character embedding (E)
-    hidden: int = 256            # LSTM hidden size (H)
+    hidden: int = 128            # LSTM hidden size (H)
     layers: int = 2              # stacked LSTM layers
     dropout: float = 0.0         # dropout between LSTM layers and before the output layer
     residual: bool = False       # residual connections between layers (needs embedding == hidden)
