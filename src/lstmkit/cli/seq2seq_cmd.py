@@ -31,8 +31,8 @@ def add_parser(sub) -> None:
     p.add_argument("--model", help="translate stdin with this saved model (…/model) instead of training")
     g = p.add_argument_group("generated task (when no pairs file is given)")
     g.add_argument("--task", choices=TASKS, default="reverse", help="teaching task (default reverse)")
-    g.add_argument("--n", type=int, default=5000, help="pairs to generate (default 5000)")
-    g.add_argument("--min-len", type=int, default=4, help="shortest string / fewest digits (default 4)")
+    g.add_argument("--n", type=int, default=3000, help="pairs to generate (default 3000)")
+    g.add_argument("--min-len", type=int, default=8, help="shortest string / fewest digits (default 8)")
     g.add_argument("--max-len", type=int, default=16, help="longest string / most digits (default 16)")
     d = Seq2SeqConfig()
     t = d.train

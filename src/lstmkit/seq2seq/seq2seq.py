@@ -32,14 +32,14 @@ TASK = "seq2seq"
 
 
 def default_training() -> TrainConfig:
-    return TrainConfig(epochs=40, lr=3e-3, batch_size=64, clip_norm=1.0, patience=6, restarts=1,
+    return TrainConfig(epochs=15, lr=3e-3, batch_size=64, clip_norm=1.0, patience=6, restarts=1,
                        combine="best", seed=0)
 
 
 @dataclass
 class Seq2SeqConfig:
     embedding: int = 32            # character embedding size (E), shared by encoder and decoder
-    hidden: int = 128              # encoder hidden size per direction (H); the decoder has D*H
+    hidden: int = 64               # encoder hidden size per direction (H); the decoder has D*H
     layers: int = 1                # stacked LSTM layers in the encoder and in the decoder
     attention: str = "luong"       # "none", "bahdanau" (additive) or "luong" (general)
     bidirectional: bool = False    # bidirectional encoder (its two final states are concatenated)
