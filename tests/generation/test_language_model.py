@@ -9,7 +9,7 @@ import torch
 from lstmkit.cli.main import main
 from lstmkit.data.chars import CharVocab
 from lstmkit.errors import LstmkitError
-from lstmkit.generation import CharLanguageModel, CharLSTM, LanguageModelConfig, pydoc_topics
+from lstmkit.generation import CharLanguageModel, LanguageModelConfig, pydoc_topics
 from lstmkit.inspection import inspect_model
 from lstmkit.training import TrainConfig
 

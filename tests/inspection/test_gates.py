@@ -13,7 +13,7 @@ from lstmkit.cli.main import main
 from lstmkit.data import airline_passengers
 from lstmkit.errors import LstmkitError
 from lstmkit.forecasting import ForecastConfig, Forecaster
-from lstmkit.inspection import inspect_model, task_of
+from lstmkit.inspection import task_of
 from lstmkit.plotting import gate_trace, plot_gates
 from lstmkit.training import TrainConfig
 
