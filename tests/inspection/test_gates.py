@@ -147,3 +147,34 @@ def test_the_tutorial_tells_what_its_pictures_show(tmp_path):
     assert facts["count_error"] < 0.2                       # it counts (mean error in counts)
     assert facts["corr_cell_count"] > 0.9                   # one cell state is the count
     assert facts["forget_at_reset"] < 0.5 * facts["forget_elsewhere"]   # and is erased at resets
+
+
+def test_inspect_imports_the_task_class_named_by_the_folder(tmp_path, monkeypatch):
+    """Dispatch on config.json's "task": the class is imported only then (as the classifier will be)."""
+    import sys
+    import types
+
+    import lstmkit.inspection as inspection
+
+    layer = lstmkit.GRU(3, 4, batch_first=True)
+
+    class Fake:
+        @classmethod
+        def load(cls, folder):
+            return cls()
+
+        def gate_view(self, example=None):
+            return layer, torch.randn(1, 5, 3), list(example or "abcde")
+
+    module = types.ModuleType("fake_tasks")
+    module.Classifier = Fake
+    monkeypatch.setitem(sys.modules, "fake_tasks", module)
+    monkeypatch.setitem(inspection.TASKS, "classifier", ("fake_tasks", "Classifier"))
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text('{"task": "classifier"}')
+    paths = inspection.inspect_model(tmp_path / "m", tmp_path / "g", example="vwxyz")
+    assert sorted(p.name for p in paths) == ["gates.html", "gates_l0.png"]
+    assert "update gate z" in (tmp_path / "g" / "gates.html").read_text()
+    monkeypatch.setitem(inspection.TASKS, "classifier", ("no_such_module_xyz", "Classifier"))
+    with pytest.raises(LstmkitError, match="'classifier' model, but no_such_module_xyz.Classifier"):
+        inspection.load_model(tmp_path / "m")
