@@ -19,7 +19,8 @@ EXIT_ERROR = 2
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="lstmkit", description="Forecast time series with the LSTM family.",
+        prog="lstmkit", description="Forecast time series, model and translate text, and watch the "
+        "gates of the LSTM family.",
         epilog="Run 'lstmkit forecast' with no arguments for the airline passengers example.")
     sub = parser.add_subparsers(dest="command", required=True,
                                 metavar="{forecast,predict,demo,classify,generate,seq2seq,inspect}")
