@@ -178,3 +178,19 @@ def test_inspect_imports_the_task_class_named_by_the_folder(tmp_path, monkeypatc
     monkeypatch.setitem(inspection.TASKS, "classifier", ("no_such_module_xyz", "Classifier"))
     with pytest.raises(LstmkitError, match="'classifier' model, but no_such_module_xyz.Classifier"):
         inspection.load_model(tmp_path / "m")
+
+
+def test_inspect_writes_pictures_and_one_page_for_a_classifier(tmp_path):
+    from lstmkit.classification import ClassifyConfig, SequenceClassifier
+
+    rng = np.random.default_rng(0)
+    seqs = [rng.normal(size=(int(rng.integers(4, 9)), 2)) for _ in range(12)]
+    labels = ["a", "b"] * 6
+    cfg = ClassifyConfig(hidden=5, dropout=0.0, train=TrainConfig(epochs=1, restarts=1, patience=0,
+                                                                  progress=False))
+    SequenceClassifier(cfg).fit(seqs, labels).save(tmp_path / "model")
+    assert task_of(tmp_path / "model") == "classifier"
+    from lstmkit.inspection import inspect_model
+    paths = inspect_model(tmp_path / "model", tmp_path / "g")
+    assert "gates_l0.png" in [p.name for p in paths]
+    _check_outputs(paths, tmp_path / "g")

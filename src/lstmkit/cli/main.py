@@ -1,4 +1,4 @@
-"""`lstmkit` command line: forecast, predict, demo, generate, seq2seq, inspect.
+"""`lstmkit` command line: forecast, predict, demo, classify, generate, seq2seq, inspect.
 
 Library errors (LstmkitError) end the program with one line `error: ...` on stderr and exit code 2;
 an interrupt exits with 130. Anything else is a bug and keeps its traceback.
