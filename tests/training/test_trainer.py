@@ -133,3 +133,32 @@ def test_divergence_is_reported():
             return out * float("nan"), state
     with pytest.raises(LstmkitError, match="training diverged"):
         train(lambda: Boom(), sum_windows(), None, TrainConfig(epochs=3, restarts=2, progress=False))
+
+
+def test_masked_cross_entropy_skips_missing_targets():
+    from lstmkit.training import masked_cross_entropy
+    logits = torch.randn(2, 3, 5, requires_grad=True)
+    target = torch.tensor([[[1.0], [4.0], [float("nan")]], [[0.0], [float("nan")], [float("nan")]]])
+    want = torch.nn.functional.cross_entropy(logits[[0, 0, 1], [0, 1, 0]], torch.tensor([1, 4, 0]))
+    torch.testing.assert_close(masked_cross_entropy(logits, target), want)
+    empty = masked_cross_entropy(logits, torch.full((2, 3, 1), float("nan")))
+    assert empty.item() == 0 and empty.requires_grad
+
+
+def test_windows_with_a_tuple_x_keep_rows_together():
+    """Tuple inputs (an encoder-decoder's source, lengths, decoder input) are batched row by row."""
+    class Pick(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = torch.nn.Linear(1, 1)
+
+        def forward(self, x, state=None):
+            a, b = x
+            assert torch.equal(a, b * 2)                 # rows of a and b stay aligned
+            return self.head(a[:, :, None]), None
+
+    a = torch.arange(40.0).view(10, 4)
+    data = Windows((a, a / 2), a[:, :, None] * 3)
+    result = train(Pick, data, None, TrainConfig(epochs=20, lr=0.05, batch_size=3, restarts=1,
+                                                 progress=False))
+    assert result.runs[0].history["train"][-1] < result.runs[0].history["train"][0]

@@ -1,4 +1,4 @@
-"""`lstmkit` command line: forecast, predict, demo.
+"""`lstmkit` command line: forecast, predict, demo, classify, generate, seq2seq, inspect.
 
 Library errors (LstmkitError), bad flags and system errors (OSError: a full disk, a permission) end
 the program with one line `error: ...` on stderr and exit code 2; an interrupt exits with 130.
@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 from lstmkit.errors import LstmkitError
 
-from . import demo, forecast, predict
+from . import demo, forecast, generate, inspect_cmd, predict, seq2seq_cmd
 from . import classify
 
 EXIT_ERROR = 2
@@ -28,10 +28,12 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="lstmkit", description="Forecast time series with the LSTM family.",
+        prog="lstmkit", description="Forecast time series, classify sequences, model and translate text, and "
+        "watch the gates of the LSTM family.",
         epilog="Run 'lstmkit forecast' with no arguments for the airline passengers example.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{forecast,predict,demo,classify}")
-    for module in (forecast, predict, demo, classify):
+    sub = parser.add_subparsers(dest="command", required=True,
+                                metavar="{forecast,predict,demo,classify,generate,seq2seq,inspect}")
+    for module in (forecast, predict, demo, classify, generate, seq2seq_cmd, inspect_cmd):
         module.add_parser(sub)
     return parser
 

@@ -308,6 +308,31 @@ class Forecaster:
         return evaluate_forecasts(y, cut, lstm, cfg, time=series.time, baselines=baselines,
                                   result=self.result)
 
+    def gate_view(self, example=None) -> tuple:
+        """What the gate viewer shows (lstmkit.plotting.plot_gates, `lstmkit inspect`): the first
+        member's LSTM, one input sequence x (1, L, F) exactly as that LSTM reads it (transformed and
+        scaled targets, then scaled covariates) and L step labels (dates, or step numbers).
+
+        example: raw data like fit's (default: the data the model was fitted or saved with); the
+        sequence is its last `lookback` steps (windowed models) or last max(4 * season, 48) steps
+        (stateful models, which read the whole history)."""
+        cfg = self.config
+        if not self.models:
+            raise LstmkitError("Forecaster.gate_view: fit() or Forecaster.load() first")
+        series = self.series if example is None else prepare(example, cfg.target, cfg.covariates,
+                                                             cfg.time_col)
+        x, _ = self._inputs(series.values(cfg.target), series.values(cfg.covariates))   # (T', F)
+        length = max(4 * cfg.season, 48) if cfg.stateful else cfg.lookback
+        if len(x) < length and not cfg.stateful:
+            raise LstmkitError(f"Forecaster.gate_view: the example has {len(x)} usable steps, the "
+                               f"model reads {length}")
+        x = x[-length:]
+        if series.time is not None:
+            labels = [str(pd.Timestamp(t).date()) for t in series.time[-len(x):]]
+        else:
+            labels = [str(i) for i in range(len(series) - len(x), len(series))]
+        return self.models[0].lstm, torch.tensor(x[None], dtype=torch.float32), labels
+
     # ---------------------------------------------------------------- saving
     def save(self, path) -> Path:
         """Write the model folder atomically: config.json, scaler.json, weights.safetensors,
@@ -324,7 +349,7 @@ class Forecaster:
         time = None
         if series.time is not None:
             time = {"start": str(series.time[0]), "freq": series.freq}
-        config = {"config": self.config.to_dict(), "members": len(self.models), "time": time,
+        config = {"task": "forecaster", "config": self.config.to_dict(), "members": len(self.models), "time": time,
                   "sigma": f.sigma.tolist(), "sigma_source": f.sigma_source,
                   "losses": [r.history for r in self.result.runs] if self.result else []}
         scaler = {"transform": f.transform.to_dict(), "target": f.target_scaler.to_dict(),

@@ -42,7 +42,7 @@ class RecurrentLayer(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  proj_size: int = 0, device=None, dtype=None, *, recurrent_dropout: float = 0.0,
-                 zoneout: Union[float, tuple[float, float]] = 0.0):
+                 zoneout: Union[float, tuple[float, float]] = 0.0, residual: bool = False):
         super().__init__()
         name = type(self).__name__
         for arg, v in (("input_size", input_size), ("hidden_size", hidden_size),
@@ -71,6 +71,7 @@ class RecurrentLayer(nn.Module):
         self.recurrent_dropout = float(recurrent_dropout)
         self.zoneout = (float(zc), float(zh))  # (cell, hidden) keep-previous probabilities
         self.num_directions = 2 if bidirectional else 1
+        self.residual = self._check_residual(name, residual)
         kw = {"device": device, "dtype": dtype}
         self._param_names: list[list[str]] = []  # per (layer, direction): names in cell order
         for layer in range(num_layers):
@@ -83,6 +84,25 @@ class RecurrentLayer(nn.Module):
                     names.append(pname + suffix)
                 self._param_names.append(names)
         self.reset_parameters()
+
+    def _check_residual(self, name: str, residual) -> bool:
+        """Residual connections (Wu et al. 2016, GNMT section 3.1) add each layer's input to its output
+        before the next layer, so every layer must read and write the same width D*P."""
+        if not isinstance(residual, bool):
+            raise TypeError(f"{name}: expected residual to be a bool, got {residual!r}")
+        if not residual:
+            return False
+        width = self.output_size * self.num_directions
+        if self.num_layers < 2:
+            raise ValueError(f"{name}: residual=True joins stacked layers; expected num_layers >= 2, "
+                             f"got {self.num_layers}")
+        if self.input_size != width:
+            raise ValueError(f"{name}: residual=True adds each layer's input to its output, so the "
+                             f"layers must have equal width: expected input_size == "
+                             f"{'2*' if self.bidirectional else ''}{'proj_size' if self.proj_size else 'hidden_size'}"
+                             f" = {width}, got input_size={self.input_size} (project the input "
+                             f"first, e.g. with nn.Linear)")
+        return True
 
     # -- what a subclass declares ------------------------------------------------------------
     def cell_shapes(self, layer_input_size: int) -> dict[str, tuple[int, ...]]:
@@ -145,12 +165,18 @@ class RecurrentLayer(nn.Module):
                 Padding never changes a result: outputs at padded steps are zero and the final
                 state is the one after each sequence's last real step.
             return_trace: also return a dict of every step's gate activations and cell states.
+
+        With ``residual=True`` (constructor) the input of layer k+1 is h_k + x_k, layer k's output
+        plus its own input (Wu et al. 2016, "Google's Neural Machine Translation System", section
+        3.1); the layer's output is still the last layer's h, so output[:, -1] == h_n[-1].
         """
         owner = type(self).__name__
         x, lengths, form = self._normalise_input(owner, input, lengths)  # x (T, N, H_in)
         x = zero_padding(x, lengths)     # NaN/inf in padding must reach no result or gradient
         states = self._normalise_state(owner, hx, x.shape[1], form["unbatched"], x)
         native_ok, why = self.native_ok(return_trace)
+        if self.residual:
+            native_ok, why = False, "; ".join(filter(None, [why, "residual connections"]))
         backend = dispatch.select(owner, native_ok, why,
                                   fused_ok=x.dtype in (torch.float32, torch.float64)
                                   and x.device.type == "cpu",
@@ -193,9 +219,13 @@ class RecurrentLayer(nn.Module):
                     for k in self.trace_names:
                         traces[k].append(tr[k])
                     traces["h"].append(y)
-            layer_in = torch.cat(outs, dim=2) if len(outs) > 1 else outs[0]
-            if self.dropout and self.training and layer < self.num_layers - 1:
-                layer_in = F.dropout(layer_in, self.dropout, True)
+            out = torch.cat(outs, dim=2) if len(outs) > 1 else outs[0]
+            if layer < self.num_layers - 1:
+                if self.dropout and self.training:
+                    out = F.dropout(out, self.dropout, True)
+                if self.residual:                       # x_{k+1} = h_k + x_k (GNMT)
+                    out = out + layer_in
+            layer_in = out
         trace = {k: torch.stack(v) for k, v in traces.items()} if want_trace else None
         return layer_in, tuple(torch.stack(f) for f in finals), trace
 
@@ -323,4 +353,6 @@ class RecurrentLayer(nn.Module):
             s += f", recurrent_dropout={self.recurrent_dropout}"
         if any(self.zoneout):
             s += f", zoneout={self.zoneout}"
+        if self.residual:
+            s += ", residual=True"
         return s

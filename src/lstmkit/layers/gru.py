@@ -15,8 +15,9 @@ class GRU(RecurrentLayer):
     r"""Multi-layer GRU; drop-in for ``torch.nn.GRU``.
 
     Args (torch's, same order): input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-    dropout=0, bidirectional=False, device, dtype; keyword-only ``recurrent_dropout`` and ``zoneout``
-    (on h) as in :class:`lstmkit.LSTM`.
+    dropout=0, bidirectional=False, device, dtype; keyword-only ``recurrent_dropout``, ``zoneout``
+    (on h) and ``residual`` (x_{k+1} = h_k + x_k between layers of width D*H) as in
+    :class:`lstmkit.LSTM`.
 
     Inputs ``input, hx=None, *, lengths=None, return_trace=False``; hx is h_0 (D*num_layers, N, H).
     Outputs ``output, h_n`` [, trace]: output (N, L, D*H) if batch_first else (L, N, D*H); h_n
@@ -30,13 +31,14 @@ class GRU(RecurrentLayer):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device=None, dtype=None, *, recurrent_dropout: float = 0.0, zoneout: float = 0.0):
+                 device=None, dtype=None, *, recurrent_dropout: float = 0.0, zoneout: float = 0.0,
+                 residual: bool = False):
         if not isinstance(zoneout, (int, float)):
             raise ValueError(f"GRU: expected zoneout to be one probability (GRU has no cell "
                              f"state), got {zoneout!r}")
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, device, dtype, recurrent_dropout=recurrent_dropout,
-                         zoneout=(0.0, zoneout))
+                         zoneout=(0.0, zoneout), residual=residual)
 
     def cell_shapes(self, layer_input_size: int):
         return gru_parameter_shapes(layer_input_size, self.hidden_size, self.bias)

@@ -34,6 +34,8 @@ class LSTM(RecurrentLayer):
             (Gal & Ghahramani 2016), training only.
         zoneout: probability of keeping the previous c and h per unit and step (Krueger et al. 2016);
             a float or (cell, hidden). Random in training, its expectation in eval.
+        residual: add each layer's input to its output before the next layer (x_{k+1} = h_k + x_k,
+            Wu et al. 2016); needs num_layers >= 2 and input_size == D*P (ValueError otherwise).
 
     Inputs ``input, hx=None, *, lengths=None, return_trace=False``:
         input: (N, L, H_in) if batch_first else (L, N, H_in), (L, H_in) unbatched, or PackedSequence.
@@ -61,7 +63,8 @@ class LSTM(RecurrentLayer):
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  proj_size: int = 0, device=None, dtype=None, *, preset: Optional[str] = None,
                  options: Optional[LSTMOptions] = None, recurrent_dropout: float = 0.0,
-                 zoneout: Union[float, tuple[float, float]] = 0.0, **option_overrides):
+                 zoneout: Union[float, tuple[float, float]] = 0.0, residual: bool = False,
+                 **option_overrides):
         unknown = set(option_overrides) - _OPTION_FIELDS
         if unknown:
             raise TypeError(f"LSTM: unknown argument(s) {sorted(unknown)}; LSTM options are "
@@ -69,7 +72,7 @@ class LSTM(RecurrentLayer):
         self.options = resolve_options("LSTM", preset, options, option_overrides)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, proj_size, device, dtype,
-                         recurrent_dropout=recurrent_dropout, zoneout=zoneout)
+                         recurrent_dropout=recurrent_dropout, zoneout=zoneout, residual=residual)
 
     def cell_shapes(self, layer_input_size: int):
         return lstm_parameter_shapes(layer_input_size, self.hidden_size, self.proj_size, self.bias,

@@ -30,3 +30,15 @@ def cross_entropy(weight: Tensor | None = None):
         return torch.nn.functional.cross_entropy(logits.reshape(flat.shape[0], -1), flat,
                                                  weight=weight, ignore_index=IGNORE)
     return loss
+
+
+def masked_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
+    """Mean cross-entropy (nats) of class scores against class ids, skipping missing targets.
+
+    logits (..., V); target (..., 1) holding class ids as floats, NaN where a step has no target (the
+    trainer's convention for every task). Returns 0 (with a gradient path) when no entry is finite."""
+    t = target[..., 0]
+    mask = torch.isfinite(t)
+    if not mask.any():
+        return (logits * 0).sum()
+    return torch.nn.functional.cross_entropy(logits[mask], t[mask].long())

@@ -16,6 +16,9 @@ Data comes in one of two forms:
                     (classification): the model's out has one more (class) dimension than y and
                     is given to the loss as it is, e.g. out (N, C) for y (N,), (N, L, C) for y (N, L).
                     Optional lengths (N,): x is padded past them; they go to the model as lengths=.
+                    x may also be a tuple of tensors that share their first dimension N (e.g. an
+                    encoder-decoder's source, source lengths and decoder input); the model then
+                    receives the tuple as its x
     Stream(x, y)    B long sequences, x (B, T, F), y (B, T, O) with NaN where a step has no target;
                     trained in chunks of `tbptt` steps whose final state starts the next chunk
                     (detached: gradients stop at chunk borders). A validation Stream runs the model
@@ -68,9 +71,14 @@ class TrainConfig:
 
 @dataclass
 class Windows:
-    x: Tensor  # (N, L, F)
+    x: Union[Tensor, tuple]  # (N, L, F), or a tuple of tensors each with N rows first
     y: Tensor  # (N, O) for the last step, or (N, L, O) for every step; integer: class indices
     lengths: Optional[Tensor] = None  # (N,) int64 real length of each padded sequence, or None
+
+
+def _rows(x, idx: Tensor):
+    """Rows idx of a tensor or of every tensor in a tuple."""
+    return tuple(t[idx] for t in x) if isinstance(x, tuple) else x[idx]
 
 
 @dataclass
@@ -144,14 +152,14 @@ def _pick(out: Tensor, y: Tensor) -> Tensor:
 
 def _forward(model: nn.Module, data: "Windows", idx=None):
     """model(x) on the windows (or the subset idx), passing lengths= when the data has them."""
-    x = data.x if idx is None else data.x[idx]
+    x = data.x if idx is None else _rows(data.x, idx)
     if data.lengths is None:
         return model(x)
     return model(x, lengths=data.lengths if idx is None else data.lengths[idx])
 
 
 def _epoch_windows(model, opt, data: Windows, loss_fn, cfg: TrainConfig, gen, tick=None) -> float:
-    n = data.x.shape[0]
+    n = data.y.shape[0]
     order = torch.randperm(n, generator=gen)
     size = cfg.batch_size or n
     total, count = 0.0, 0
