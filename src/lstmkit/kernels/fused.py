@@ -223,7 +223,7 @@ def lstm_direction(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, opts: LSTMO
     One call of the operator ``lstmkit::lstm_forward`` (:mod:`lstmkit.kernels.ops`) with named
     arguments. float16 and bfloat16 inputs run in float32 and the results are cast back.
     """
-    if x.device.type != "cpu":
+    if x.device.type != "cpu" or x.shape[1] == 0:  # an empty batch: nothing to compute
         from . import reference
 
         return reference.lstm_direction(x, h0, c0, p, opts, lengths, rec_mask, zoneout_c,
@@ -250,7 +250,7 @@ def gru_direction(x: Tensor, h0: Tensor, p: GRUParams, lengths: Optional[Tensor]
                   want_trace: bool = False):
     """Same arguments and results as :func:`lstmkit.kernels.reference.gru_direction` (one call of
     ``lstmkit::gru_forward``; float16/bfloat16 run in float32)."""
-    if x.device.type != "cpu":
+    if x.device.type != "cpu" or x.shape[1] == 0:
         from . import reference
 
         return reference.gru_direction(x, h0, p, lengths, rec_mask, zoneout_h, want_trace)

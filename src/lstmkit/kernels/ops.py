@@ -24,6 +24,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from ..cells.activations import ACTIVATIONS
 from ..cells.gru import GRUParams
 from ..cells.lstm import LSTMOptions, LSTMParams
 from . import schema as S
@@ -66,6 +67,9 @@ def check_shapes(kind: str, op: str, a: dict) -> dict[str, int]:
         raise ValueError(f"lstmkit fused: weight_hh: expected shape ({G}H, "
                          f"{'P' if kind == 'lstm' else 'H'}), got {tuple(whh.shape)}")
     d = S.dims(kind, x.shape, whh.shape)
+    for name in ("gate_activation", "input_activation", "output_activation"):
+        if name in a and a[name] not in ACTIVATIONS:
+            raise ValueError(f"lstmkit fused: {name}: unknown activation {a[name]!r}")
     if kind == "lstm":
         d["P"] = a["weight_hr"].shape[0] if a.get("weight_hr") is not None else d["H"]
     inputs, _, _ = S.OPERATORS[op]

@@ -139,16 +139,16 @@ GRU_DIFFERENTIABLE: tuple[str, ...] = ("x", "h0") + GRUParams._fields
 
 
 # ---- schemas --------------------------------------------------------------------------------------
-def _arg_text(a: Arg) -> str:
+def _arg_text(a: Arg, none_default: bool = False) -> str:
     if a.default is NO_DEFAULT:
-        return f"{a.type} {a.name}"
+        return f"{a.type} {a.name}" + ("=None" if none_default and a.type == "Tensor?" else "")
     d = a.default
     value = ("True" if d else "False") if isinstance(d, bool) else repr(d)
     return f"{a.type} {a.name}={value}"
 
 
-def _schema(inputs, options, results) -> str:
-    args = ", ".join(_arg_text(a) for a in inputs)
+def _schema(inputs, options, results, none_defaults: bool) -> str:
+    args = ", ".join(_arg_text(a, none_defaults) for a in inputs)
     if options:
         args += ", *, " + ", ".join(_arg_text(a) for a in options)
     return f"({args}) -> ({', '.join(f'{r.type} {r.name}' for r in results)})"
@@ -172,8 +172,9 @@ OPERATORS: dict[str, tuple[tuple[Arg, ...], tuple[Arg, ...], tuple[Arg, ...]]] =
 
 
 def schema(op: str) -> str:
-    """The torch.library schema of ``lstmkit::<op>``, e.g. ``(Tensor x, Tensor h0, ...) -> (...)``."""
-    return _schema(*OPERATORS[op])
+    """The torch.library schema of ``lstmkit::<op>``, e.g. ``(Tensor x, Tensor h0, ...) -> (...)``;
+    the forward operators' optional tensors default to None."""
+    return _schema(*OPERATORS[op], none_defaults=op.endswith("_forward"))
 
 
 def dims(kind: str, x_shape, weight_hh_shape) -> dict[str, int]:

@@ -17,6 +17,7 @@ P     proj_size if > 0 else H (size of h and of the output per direction)
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Optional, Sequence, Union
 
 import torch
@@ -56,6 +57,11 @@ class RecurrentLayer(nn.Module):
         for arg, v in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v < 1:
                 raise ValueError(f"{name}: expected {arg} in [0, 1), got {v!r}")
+        if dropout > 0 and num_layers == 1:  # torch.nn.RNNBase's warning, word for word
+            warnings.warn("dropout option adds dropout after all but last "
+                          "recurrent layer, so non-zero dropout expects "
+                          f"num_layers greater than 1, but got dropout={dropout} and "
+                          f"num_layers={num_layers}", stacklevel=3)
         pair = (zoneout, zoneout) if isinstance(zoneout, (int, float)) else zoneout
         if (not isinstance(pair, (tuple, list)) or len(pair) != 2
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair)):
@@ -150,9 +156,9 @@ class RecurrentLayer(nn.Module):
         x, lengths, form = self._normalise_input(owner, input, lengths)  # x (T, N, H_in)
         states = self._normalise_state(owner, hx, x.shape[1], form["unbatched"], x)
         native_ok, why = self.native_ok(return_trace)
-        backend = dispatch.select(owner, native_ok, why,
-                                  fused_ok=x.dtype in (torch.float32, torch.float64)
-                                  and x.device.type == "cpu")
+        # the fused kernels run on the CPU (float16/bfloat16 in float32)
+        backend = dispatch.select(owner, native_ok, why, fused_ok=x.device.type == "cpu",
+                                  dtype_note=f"a tensor on the {x.device.type} device")
         trace = None
         if backend == "native":
             y, finals = self.run_native(x, states, lengths)
@@ -244,8 +250,8 @@ class RecurrentLayer(nn.Module):
             raise ValueError(f"{owner}: expected input with {self.input_size} features "
                              f"(input_size), got {x.shape[-1]} in {describe(x)}")
         T, N = x.shape[0], x.shape[1]
-        if T == 0 or N == 0:
-            raise ValueError(f"{owner}: expected a non-empty sequence batch, got {describe(input)}")
+        if T == 0:  # as torch.nn.LSTM; an empty batch (N == 0) is fine and gives empty outputs
+            raise ValueError(f"{owner}: expected a sequence length L >= 1, got {describe(input)}")
         if lengths is not None and not isinstance(input, PackedSequence):
             if form["unbatched"]:
                 raise ValueError(f"{owner}: lengths apply to batched input; got an unbatched "

@@ -214,24 +214,24 @@ void check_args(const Args& args, const Dims& d, bool lstm, c10::ScalarType dt) 
       if (name == r.name) rule = &r;
     const char* spec = rule ? (lstm ? rule->lstm : rule->gru) : nullptr;
     TORCH_CHECK(spec, "lstmkit fused: ", op, ": no shape rule for the tensor argument '", name, "'");
-    TORCH_CHECK(t.device().is_cpu(), "lstmkit fused: ", name, ": expected a CPU tensor, got one on ",
+    TORCH_CHECK_VALUE(t.device().is_cpu(), "lstmkit fused: ", name, ": expected a CPU tensor, got one on ",
                 t.device());
     const c10::ScalarType want_dt = name == "lengths" ? at::kLong : dt;
-    TORCH_CHECK(t.scalar_type() == want_dt, "lstmkit fused: ", name, ": expected dtype ", want_dt,
+    TORCH_CHECK_TYPE(t.scalar_type() == want_dt, "lstmkit fused: ", name, ": expected dtype ", want_dt,
                 name == "lengths" ? "" : " (x's dtype)", ", got ", t.scalar_type());
     const std::vector<int64_t> want = d.eval(spec);
-    TORCH_CHECK(t.sizes() == at::IntArrayRef(want), "lstmkit fused: ", name, ": expected shape ",
+    TORCH_CHECK_VALUE(t.sizes() == at::IntArrayRef(want), "lstmkit fused: ", name, ": expected shape ",
                 shape_str(want), " = ", symbols_str(spec), " with T=", d.T, ", N=", d.N, ", I=", d.I,
                 ", H=", d.H, lstm ? ", P=" : "", lstm ? std::to_string(d.P) : std::string(),
                 "; got ", shape_str(t.sizes()));
-    TORCH_CHECK(t.is_contiguous(), "lstmkit fused: ", name, ": expected a contiguous tensor (call "
+    TORCH_CHECK_VALUE(t.is_contiguous(), "lstmkit fused: ", name, ": expected a contiguous tensor (call "
                 ".contiguous()), got strides ", shape_str(t.strides()));
   }
   const Tensor lengths = args.tensor("lengths");
   if (lengths.defined()) {
     const int64_t* L = lengths.data_ptr<int64_t>();
     for (int64_t n = 0; n < d.N; ++n)
-      TORCH_CHECK(L[n] >= 1 && L[n] <= d.T, "lstmkit fused: lengths: expected every value in [1, T=",
+      TORCH_CHECK_VALUE(L[n] >= 1 && L[n] <= d.T, "lstmkit fused: lengths: expected every value in [1, T=",
                   d.T, "], got ", L[n], " at index ", n);
   }
 }
@@ -240,12 +240,12 @@ void check_args(const Args& args, const Dims& d, bool lstm, c10::ScalarType dt) 
 // weight_hr (P, H) when present; GRU weight_hh (3H, H).
 Dims dims_of(const Args& args, bool lstm) {
   const Tensor x = args.tensor("x"), whh = args.tensor("weight_hh");
-  TORCH_CHECK(x.dim() == 3, "lstmkit fused: x: expected a 3-D tensor (T, N, I), got shape ",
+  TORCH_CHECK_VALUE(x.dim() == 3, "lstmkit fused: x: expected a 3-D tensor (T, N, I), got shape ",
               shape_str(x.sizes()));
-  TORCH_CHECK(x.size(0) > 0 && x.size(1) > 0, "lstmkit fused: x: expected T >= 1 and N >= 1, got shape ",
+  TORCH_CHECK_VALUE(x.size(0) > 0 && x.size(1) > 0, "lstmkit fused: x: expected T >= 1 and N >= 1, got shape ",
               shape_str(x.sizes()));
   const int G = lstm ? 4 : 3;
-  TORCH_CHECK(whh.dim() == 2 && whh.size(0) % G == 0 && whh.size(0) > 0,
+  TORCH_CHECK_VALUE(whh.dim() == 2 && whh.size(0) % G == 0 && whh.size(0) > 0,
               "lstmkit fused: weight_hh: expected shape (", G, "H, ", lstm ? "P" : "H",
               ") with H >= 1, got ", shape_str(whh.sizes()));
   Dims d;
@@ -278,7 +278,7 @@ int activation(const std::string& name, const char* which) {
       {"relu", kRelu}, {"hard_sigmoid", kHardSigmoid}, {"softsign", kSoftsign}};
   for (const auto& e : table)
     if (name == e.first) return e.second;
-  TORCH_CHECK(false, "lstmkit fused: ", which, ": unknown activation '", name, "'");
+  TORCH_CHECK_VALUE(false, "lstmkit fused: ", which, ": unknown activation '", name, "'");
 }
 
 // ---- memory: big buffers come from a pool, so that repeated calls do not fault fresh pages -----------
@@ -402,15 +402,15 @@ LstmForward<S> lstm_inputs(const Args& g, const Dims& d, const Tensor& bias) {
   a.zone_c = cptr<S>(g.tensor("zoneout_c"));
   a.zone_h = cptr<S>(g.tensor("zoneout_h"));
   // every option's tensors present, and none without its option
-  TORCH_CHECK(g.flag("peephole") == (a.w_peep != nullptr), "lstmkit fused: peephole=",
+  TORCH_CHECK_VALUE(g.flag("peephole") == (a.w_peep != nullptr), "lstmkit fused: peephole=",
               g.flag("peephole") ? "True" : "False", " but weight_peephole is ", a.w_peep ? "given" : "missing");
-  TORCH_CHECK(g.flag("gate_recurrence") == (a.w_gr != nullptr), "lstmkit fused: gate_recurrence=",
+  TORCH_CHECK_VALUE(g.flag("gate_recurrence") == (a.w_gr != nullptr), "lstmkit fused: gate_recurrence=",
               g.flag("gate_recurrence") ? "True" : "False", " but weight_gr is ", a.w_gr ? "given" : "missing");
   const int ln_given = !!a.ln_ih + !!a.ln_hh + !!a.ln_cw + !!a.ln_cb;
-  TORCH_CHECK((g.flag("layer_norm") && ln_given == 4) || (!g.flag("layer_norm") && ln_given == 0),
+  TORCH_CHECK_VALUE((g.flag("layer_norm") && ln_given == 4) || (!g.flag("layer_norm") && ln_given == 0),
               "lstmkit fused: layer_norm=", g.flag("layer_norm") ? "True" : "False", " but ", ln_given,
               " of its 4 gains (ln_ih, ln_hh, ln_c_weight, ln_c_bias) are given");
-  TORCH_CHECK(g.tensor("bias_ih").defined() == g.tensor("bias_hh").defined(),
+  TORCH_CHECK_VALUE(g.tensor("bias_ih").defined() == g.tensor("bias_hh").defined(),
               "lstmkit fused: bias_ih and bias_hh must be given together (or both None)");
   return a;
 }
@@ -419,7 +419,7 @@ void lstm_forward_boxed(const c10::OperatorHandle& op, torch::jit::Stack* st) {
   Args g(op, st);
   const Dims d = dims_of(g, true);
   const Tensor x = g.tensor("x");
-  TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
+  TORCH_CHECK_TYPE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
               "lstmkit fused: x: expected dtype float32 or float64, got ", x.scalar_type());
   check_args(g, d, true, x.scalar_type());
   const Tensor bias = bias_sum(g.tensor("bias_ih"), g.tensor("bias_hh"));
@@ -472,7 +472,7 @@ void lstm_backward_boxed(const c10::OperatorHandle& op, torch::jit::Stack* st) {
   Args g(op, st);
   const Dims d = dims_of(g, true);
   const Tensor x = g.tensor("x");
-  TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
+  TORCH_CHECK_TYPE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
               "lstmkit fused: x: expected dtype float32 or float64, got ", x.scalar_type());
   check_args(g, d, true, x.scalar_type());
   const std::vector<bool> mask = g.bools("output_mask");
@@ -534,7 +534,7 @@ GruForward<S> gru_inputs(const Args& g, const Dims& d) {
   a.w_hh = cptr<S>(g.tensor("weight_hh"));
   a.b_ih = cptr<S>(g.tensor("bias_ih"));
   a.b_hh = cptr<S>(g.tensor("bias_hh"));
-  TORCH_CHECK((a.b_ih != nullptr) == (a.b_hh != nullptr),
+  TORCH_CHECK_VALUE((a.b_ih != nullptr) == (a.b_hh != nullptr),
               "lstmkit fused: bias_ih and bias_hh must be given together (or both None)");
   const Tensor lengths = g.tensor("lengths");
   a.lengths = lengths.defined() ? lengths.data_ptr<int64_t>() : nullptr;
@@ -547,7 +547,7 @@ void gru_forward_boxed(const c10::OperatorHandle& op, torch::jit::Stack* st) {
   Args g(op, st);
   const Dims d = dims_of(g, false);
   const Tensor x = g.tensor("x");
-  TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
+  TORCH_CHECK_TYPE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
               "lstmkit fused: x: expected dtype float32 or float64, got ", x.scalar_type());
   check_args(g, d, false, x.scalar_type());
   std::map<std::string, Tensor> out;
@@ -574,7 +574,7 @@ void gru_backward_boxed(const c10::OperatorHandle& op, torch::jit::Stack* st) {
   Args g(op, st);
   const Dims d = dims_of(g, false);
   const Tensor x = g.tensor("x");
-  TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
+  TORCH_CHECK_TYPE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
               "lstmkit fused: x: expected dtype float32 or float64, got ", x.scalar_type());
   check_args(g, d, false, x.scalar_type());
   const std::vector<bool> mask = g.bools("output_mask");
