@@ -181,6 +181,13 @@ def _ops():
     return torch.ops.lstmkit
 
 
+def _functorch_active() -> bool:
+    """Inside torch.func.grad / vmap / jacrev...: torch's generated autograd Function of a
+    torch.library operator cannot run there (it has no separate setup_context), so these calls take
+    the reference path, which is made of ordinary differentiable ops."""
+    return not torch.compiler.is_compiling() and torch._C._are_functorch_transforms_active()
+
+
 def _ensure_loaded() -> None:
     if not _state["loaded"]:  # a plain read, so that torch.compile traces through it
         _ops()
@@ -223,7 +230,8 @@ def lstm_direction(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, opts: LSTMO
     One call of the operator ``lstmkit::lstm_forward`` (:mod:`lstmkit.kernels.ops`) with named
     arguments. float16 and bfloat16 inputs run in float32 and the results are cast back.
     """
-    if x.device.type != "cpu" or x.shape[1] == 0:  # an empty batch: nothing to compute
+    # another device, an empty batch (nothing to compute), or inside a torch.func transform
+    if x.device.type != "cpu" or x.shape[1] == 0 or _functorch_active():
         from . import reference
 
         return reference.lstm_direction(x, h0, c0, p, opts, lengths, rec_mask, zoneout_c,
@@ -250,7 +258,7 @@ def gru_direction(x: Tensor, h0: Tensor, p: GRUParams, lengths: Optional[Tensor]
                   want_trace: bool = False):
     """Same arguments and results as :func:`lstmkit.kernels.reference.gru_direction` (one call of
     ``lstmkit::gru_forward``; float16/bfloat16 run in float32)."""
-    if x.device.type != "cpu" or x.shape[1] == 0:
+    if x.device.type != "cpu" or x.shape[1] == 0 or _functorch_active():
         from . import reference
 
         return reference.gru_direction(x, h0, p, lengths, rec_mask, zoneout_h, want_trace)

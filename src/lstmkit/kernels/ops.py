@@ -200,7 +200,10 @@ def _backward(kind: str):
         saved = ctx.saved_tensors
         a = dict(zip(in_names, saved[:len(in_names)]))
         res = dict(zip(res_names, saved[len(in_names):]))
-        needs = dict(zip(in_names, ctx.needs_input_grad))
+        # (a traced call may leave trailing arguments at their default None out of the apply)
+        n_args = len(ctx.needs_input_grad)
+        needs = dict.fromkeys(in_names, False)
+        needs.update(zip(in_names, ctx.needs_input_grad))
         # rest: the gradients of h_n, (c_n), gates, (c), then None for the saved buffers
         incoming = (None if grad_h_all is None else grad_h_all[1:],) + rest[:len(grad_names) - 1]
         grads = dict(zip(grad_names, incoming))
@@ -214,7 +217,7 @@ def _backward(kind: str):
             out = {n: g for n, g in zip(diff, raw) if needs[n] and a[n] is not None}
         if grad_h_all is not None and needs["h0"]:  # h_all[0] is h0 itself
             out["h0"] = out["h0"] + grad_h_all[0] if "h0" in out else grad_h_all[0]
-        return tuple(out.get(n) for n in in_names)
+        return tuple(out.get(n) for n in in_names[:n_args])
 
     return backward
 

@@ -22,7 +22,7 @@ from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor, _VF, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from ..errors import describe
@@ -156,6 +156,8 @@ class RecurrentLayer(nn.Module):
         x, lengths, form = self._normalise_input(owner, input, lengths)  # x (T, N, H_in)
         states = self._normalise_state(owner, hx, x.shape[1], form["unbatched"], x)
         native_ok, why = self.native_ok(return_trace)
+        if x.is_meta and lengths is not None:  # torch's packing reads values: shapes via reference
+            native_ok, why = False, (lambda: "lengths on the meta device")
         # the fused kernels run on the CPU (float16/bfloat16 in float32)
         backend = dispatch.select(owner, native_ok, why, fused_ok=x.device.type == "cpu",
                                   dtype_note=f"a tensor on the {x.device.type} device")
@@ -228,7 +230,13 @@ class RecurrentLayer(nn.Module):
                                  f"(it carries its own lengths)")
             w = self._first_weight()
             check_tensor(owner, "input.data", input.data, dtype=w.dtype, device=w.device)
-            x, lens = pad_packed_sequence(input)  # (T, N, H_in), original batch order
+            if input.data.is_meta:  # shapes only: torch's unpacking reads the meta indices
+                x, lens = _VF._pad_packed_sequence(input.data, input.batch_sizes, False, 0.0,
+                                                   int(input.batch_sizes.shape[0]))
+                if input.unsorted_indices is not None:
+                    x = x.index_select(1, input.unsorted_indices)
+            else:
+                x, lens = pad_packed_sequence(input)  # (T, N, H_in), original batch order
             form["packed"] = input
             lengths = lens
         else:
@@ -292,6 +300,9 @@ class RecurrentLayer(nn.Module):
     def _format_output(self, y: Tensor, lengths: Optional[Tensor], form) -> Union[Tensor, PackedSequence]:
         if form["packed"] is not None:
             src = form["packed"]
+            if y.is_meta:  # no values to pack: the packed data's shape
+                return PackedSequence(y.new_empty(src.data.shape[0], y.shape[-1]), src.batch_sizes,
+                                      src.sorted_indices, src.unsorted_indices)
             order = src.sorted_indices
             y_sorted = y if order is None else y.index_select(1, order)
             lens = lengths if order is None else lengths.index_select(0, order.cpu())
