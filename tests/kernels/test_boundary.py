@@ -140,9 +140,10 @@ def test_schema_is_generated_from_the_named_tables():
 @needs_fused
 @pytest.mark.parametrize("kind,opts,kw", [
     ("lstm", PRESETS["V"], dict(lengths=[5, 2, 4], zoneout_c=True, rec=True)),
-    ("lstm", LSTMOptions(layer_norm=True, gate_recurrence=True), dict(P=4)),
+    pytest.param("lstm", LSTMOptions(layer_norm=True, gate_recurrence=True), dict(P=4),
+                 marks=pytest.mark.slow),
     ("gru", None, dict(lengths=[5, 2, 4], rec=True)),
-])
+], ids=["lstm-V", "lstm-LN-FGR-proj", "gru"])
 def test_opcheck(kind, opts, kw):
     """torch.library.opcheck: schema, fake implementation (shapes, strides, dtypes of every result),
     autograd registration and AOT dispatch agree with the real kernels."""

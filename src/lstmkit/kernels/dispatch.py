@@ -57,6 +57,12 @@ def _traced_backend() -> str:
     return get_backend()
 
 
+def _onnx_export() -> bool:
+    import torch.onnx
+
+    return torch.onnx.is_in_onnx_export()
+
+
 @torch.compiler.assume_constant_result
 def _traced_fused_available() -> bool:
     return fused_available()
@@ -114,8 +120,8 @@ def select(owner: str, native_ok: bool, why_not_native: Union[str, Callable[[], 
             raise ValueError(f"{owner}: backend 'native' was forced but torch's kernel cannot "
                              f"compute this call: {why}")
         return "native"
-    if wanted == "auto" and native_ok and not tracing:
-        return "native"
+    if wanted == "auto" and native_ok and (not tracing or _onnx_export()):
+        return "native"  # (torch's LSTM/GRU have ONNX translations; the fused operator has none)
     if wanted == "reference":
         return "reference"
     available = _traced_fused_available() if tracing else fused_available()

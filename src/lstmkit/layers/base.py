@@ -139,7 +139,7 @@ class RecurrentLayer(nn.Module):
         """No-op, for code written for torch.nn.LSTM."""
 
     # -- forward -----------------------------------------------------------------------------
-    def forward(self, input: Union[Tensor, PackedSequence], hx=None, *, lengths: Lengths = None,
+    def forward(self, input: Union[Tensor, PackedSequence], hx=None, lengths: Lengths = None,
                 return_trace: bool = False):
         """Run the layer over a sequence.
 
