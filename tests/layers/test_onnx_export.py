@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import lstmkit
+import lstmkit.kernels.fused
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
@@ -57,13 +58,66 @@ def test_vanilla_exports_and_onnxruntime_agrees(cls, dynamo, tmp_path):
                 np.testing.assert_allclose(g, w.detach().numpy(), atol=1e-5, rtol=1e-5)
 
 
-def test_a_variant_names_the_operator_that_has_no_onnx_translation(tmp_path):
-    m = lstmkit.LSTM(5, 6, preset="V").eval()
-    from lstmkit.kernels import fused
+needs_fused = pytest.mark.skipif(not lstmkit.kernels.fused.available(),
+                                 reason="fused kernels not built here")
 
-    if not fused.available():
-        pytest.skip("fused kernels not built here")
-    with pytest.raises(Exception, match="lstm_forward"):
+# variants the ONNX LSTM operator expresses exactly (lstmkit.kernels.onnx)
+ONNX_VARIANTS = {
+    "V": dict(preset="V"), "CIFG": dict(preset="CIFG"), "NIAF": dict(preset="NIAF"),
+    "NOAF": dict(preset="NOAF"), "V-bi-2layer": dict(preset="V", bidirectional=True, num_layers=2),
+    "acts-nobias": dict(preset="CIFG", gate_activation="hard_sigmoid", input_activation="relu",
+                        output_activation="softsign", bias=False),
+}
+ONNX_QUICK = ["V", "V-bi-2layer"]
+
+
+def _variant_round_trip(kw, tmp_path, with_lengths):
+    torch.manual_seed(0)
+    m = lstmkit.LSTM(5, 6, **kw).eval()
+    x = torch.randn(7, 2, 5)
+    args, names, axes = (x,), ["x"], {"x": {0: "T", 1: "N"}}
+    if with_lengths:
+        args, names = (x, None, torch.tensor([7, 3])), ["x", "lengths"]
+        axes["lengths"] = {0: "N"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, args, str(tmp_path / "v.onnx"), dynamo=False, input_names=names,
+                          dynamic_axes=axes)
+    sess = ort.InferenceSession(str(tmp_path / "v.onnx"), providers=["CPUExecutionProvider"])
+    for T in LENGTHS:
+        for N in BATCHES:
+            x = torch.randn(T, N, 5)
+            feeds = {"x": x.numpy()}
+            lengths = None
+            if with_lengths:
+                lengths = torch.tensor([T] + [max(1, T - 2 - k) for k in range(N - 1)])
+                feeds["lengths"] = lengths.numpy()
+            out, (h, c) = m(x, lengths=lengths)
+            got = sess.run(None, feeds)
+            for g, w in zip(got, (out, h, c)):
+                np.testing.assert_allclose(g, w.detach().numpy(), atol=1e-5, rtol=1e-5)
+
+
+@needs_fused
+@pytest.mark.parametrize("name", ONNX_QUICK)
+def test_variant_exports_to_the_onnx_lstm_operator(name, tmp_path):
+    _variant_round_trip(ONNX_VARIANTS[name], tmp_path, with_lengths=name == "V-bi-2layer")
+
+
+@needs_fused
+@pytest.mark.parametrize("name", [n for n in ONNX_VARIANTS if n not in ONNX_QUICK])
+def test_every_expressible_variant_exports(name, tmp_path):
+    _variant_round_trip(ONNX_VARIANTS[name], tmp_path, with_lengths=True)
+
+
+@needs_fused
+@pytest.mark.parametrize("kw,option", [(dict(layer_norm=True), "layer_norm"),
+                                       (dict(preset="FGR"), "gate_recurrence"),
+                                       (dict(preset="NIG"), "input_gate=False"),
+                                       (dict(preset="V", proj_size=3), "proj_size")])
+def test_a_variant_the_onnx_operator_cannot_express_is_refused_by_name(kw, option, tmp_path):
+    m = lstmkit.LSTM(5, 6, **kw).eval()
+    with pytest.raises(Exception, match=f"cannot express {option}"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(m, (torch.randn(7, 2, 5),), str(tmp_path / "v.onnx"), dynamo=False)

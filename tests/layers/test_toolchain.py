@@ -270,3 +270,15 @@ def test_bad_lengths_are_refused_with_lstmkits_message(bad, err, message):
     m = lstmkit.LSTM(4, 5, batch_first=True)
     with pytest.raises(err, match=message):
         m(torch.randn(3, 6, 4), lengths=bad)
+
+
+# ---- torch.jit.trace ----------------------------------------------------------------------------------
+@needs_fused
+@pytest.mark.parametrize("name", list(ALL_VARIANTS))
+def test_jit_trace_every_variant(name):
+    """The trace passes torch's own sanity check and runs at another length and batch size."""
+    torch.manual_seed(0)
+    m = lstmkit.LSTM(4, 5, **ALL_VARIANTS[name]).eval()
+    traced = torch.jit.trace(m, (torch.randn(6, 3, 4),))
+    x = torch.randn(9, 2, 4)
+    torch.testing.assert_close(traced(x), m(x))

@@ -199,12 +199,12 @@ _HALF = (torch.float16, torch.bfloat16)
 
 def _lengths(lengths: Optional[Tensor], T: int) -> Optional[Tensor]:
     """int64 CPU lengths, or None when every sequence is full (the kernels then skip the checks).
-    While a graph is traced (torch.compile / export) the lengths are passed as they are: whether
-    all are full is a property of the data, not of the graph."""
+    While a graph is traced (torch.compile / export / jit.trace) the lengths are passed as they
+    are: whether all are full is a property of the data, not of the graph."""
     if lengths is None:
         return None
     lengths = lengths.to(device="cpu", dtype=torch.int64).contiguous()
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
         return lengths
     return None if bool((lengths == T).all()) else lengths
 
@@ -240,9 +240,14 @@ def lstm_direction(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, opts: LSTMO
     tensors = dict(x=_up(x), h0=_up(h0), c0=_up(c0), **{k: _up(v) for k, v in p._asdict().items()},
                    lengths=_lengths(lengths, x.shape[0]), rec_mask=_up(rec_mask),
                    zoneout_c=_up(zoneout_c), zoneout_h=_up(zoneout_h))
-    grad = _wants_grad(*tensors.values())
-    out = ops.lstm_forward(**tensors, **opts.to_dict(), need_backward=grad,
-                           input_grad=grad and tensors["x"].requires_grad)
+    # (a jit trace is checked by re-tracing under no_grad: keep the same graph either way)
+    grad = _wants_grad(*tensors.values()) or torch.jit.is_tracing()
+    if torch.jit.is_tracing() and torch.onnx.is_in_onnx_export():
+        from . import onnx as onnx_export
+
+        onnx_export.register()
+    input_grad = grad and (tensors["x"].requires_grad or torch.jit.is_tracing())
+    out = ops.lstm_forward(**tensors, **opts.to_dict(), need_backward=grad, input_grad=input_grad)
     y, h_n, c_n, gates, c = out["h_all"][1:], out["h_n"], out["c_n"], out["gates"], out["c"]
     if x.dtype in _HALF:
         y, h_n, c_n, gates, c = (t.to(x.dtype) for t in (y, h_n, c_n, gates, c))

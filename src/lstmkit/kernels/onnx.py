@@ -1,0 +1,121 @@
+"""ONNX export of ``lstmkit::lstm_forward`` with the TorchScript exporter (``torch.onnx.export(...,
+dynamo=False)``, the default of the direct call ``torch.onnx.export(layer, (x,), path)``).
+
+Where the ONNX ``LSTM`` operator expresses the math exactly, one direction of a layer becomes one
+ONNX ``LSTM`` node (gate order i, o, f, c; peephole P = [p_i, p_o, p_f]; ``input_forget=1`` is
+lstmkit's CIFG, ``f = 1 - i``; activations Sigmoid, Tanh, Relu, Softsign, HardSigmoid(1/6, 1/2)
+and Affine(1, 0) for identity; ``sequence_lens`` from ``lengths``). That covers the vanilla cell,
+peepholes, CIFG, the activation variants (NIAF, NOAF...) and bias=False; bidirectional layers and
+stacks are composed around it by the layer (time reversal within each length).
+
+Not expressible by the ONNX operator (layer norm, gate recurrence, projection, removed gates
+NIG/NFG/NOG, zoneout, recurrent dropout): export raises a ValueError naming the option. The gate
+trace (``return_trace=True``) is not exported.
+"""
+from __future__ import annotations
+
+import torch
+
+_ACTIVATIONS = {  # lstmkit name -> (ONNX name, alpha, beta)
+    "sigmoid": ("Sigmoid", None, None),
+    "tanh": ("Tanh", None, None),
+    "identity": ("Affine", 1.0, 0.0),
+    "relu": ("Relu", None, None),
+    "hard_sigmoid": ("HardSigmoid", 1.0 / 6.0, 0.5),  # torch's hardsigmoid: clip(x/6 + 1/2, 0, 1)
+    "softsign": ("Softsign", None, None),
+}
+_registered = {"done": False}
+OPSET = 14
+
+
+def _none(v) -> bool:
+    return v is None or v.node().mustBeNone()
+
+
+def _iofc(g, w):
+    """Rows [i | f | g | o] -> ONNX's [i | o | f | c]."""
+    i, f, c, o = _split4(g, w, 0)
+    return g.op("Concat", i, o, f, c, axis_i=0)
+
+
+def _split4(g, w, axis):
+    from torch.onnx import symbolic_helper as sh
+
+    n = sh._get_tensor_sizes(w)[axis] // 4
+    sizes = g.op("Constant", value_t=torch.tensor([n] * 4, dtype=torch.int64))
+    return g.op("Split", w, sizes, axis_i=axis, outputs=4)
+
+
+def lstm_forward_symbolic(g, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr,
+                          weight_peephole, weight_gr, ln_ih, ln_hh, ln_c_weight, ln_c_bias, lengths,
+                          rec_mask, zoneout_c, zoneout_h, peephole, coupled, input_gate,
+                          forget_gate, output_gate, gate_activation, input_activation,
+                          output_activation, gate_recurrence, layer_norm, need_backward,
+                          input_grad):
+    from torch.onnx import symbolic_helper as sh
+
+    flag = lambda v: bool(sh._maybe_get_const(v, "b"))  # noqa: E731
+    name = lambda v: sh._maybe_get_const(v, "s")  # noqa: E731
+    refused = [n for n, bad in (("layer_norm", flag(layer_norm)),
+                                ("gate_recurrence", flag(gate_recurrence)),
+                                ("input_gate=False", not flag(input_gate)),
+                                ("forget_gate=False", not flag(forget_gate)),
+                                ("output_gate=False", not flag(output_gate)),
+                                ("proj_size", not _none(weight_hr)),
+                                ("recurrent dropout", not _none(rec_mask)),
+                                ("zoneout", not (_none(zoneout_c) and _none(zoneout_h))))
+               if bad]
+    if refused:
+        raise ValueError(f"lstmkit ONNX export: the ONNX LSTM operator cannot express "
+                         f"{', '.join(refused)}; export supports the vanilla cell, peepholes, CIFG, "
+                         f"activation variants, bias=False, bidirectional and lengths")
+    H = sh._get_tensor_sizes(weight_hh)[0] // 4
+    W = sh._unsqueeze_helper(g, _iofc(g, weight_ih), [0])
+    R = sh._unsqueeze_helper(g, _iofc(g, weight_hh), [0])
+    if _none(bias_ih):
+        B = g.op("Constant", value_t=torch.zeros(1, 8 * H))
+    else:
+        B = sh._unsqueeze_helper(g, g.op("Concat", _iofc(g, bias_ih), _iofc(g, bias_hh), axis_i=0), [0])
+    shape = g.op("Shape", x)
+    T = sh._slice_helper(g, shape, axes=[0], starts=[0], ends=[1])
+    N = sh._slice_helper(g, shape, axes=[0], starts=[1], ends=[2])
+    if _none(lengths):
+        seq = g.op("Expand", T, N)
+    else:
+        seq = lengths
+    seq = g.op("Cast", seq, to_i=6)  # INT32
+    inputs = [x, W, R, B, seq, sh._unsqueeze_helper(g, h0, [0]), sh._unsqueeze_helper(g, c0, [0])]
+    if flag(peephole):
+        pi, pf, po = g.op("Split", weight_peephole,
+                          g.op("Constant", value_t=torch.tensor([1, 1, 1], dtype=torch.int64)),
+                          axis_i=0, outputs=3)
+        inputs.append(g.op("Reshape", g.op("Concat", pi, po, pf, axis_i=0),
+                           g.op("Constant", value_t=torch.tensor([1, 3 * H], dtype=torch.int64))))
+    acts, alphas, betas = [], [], []
+    for a in (name(gate_activation), name(input_activation), name(output_activation)):
+        onnx_name, alpha, beta = _ACTIVATIONS[a]
+        acts.append(onnx_name)
+        if alpha is not None:
+            alphas.append(alpha)
+        if beta is not None:
+            betas.append(beta)
+    attrs = dict(hidden_size_i=H, activations_s=acts, input_forget_i=int(flag(coupled)),
+                 direction_s="forward")
+    if alphas:
+        attrs["activation_alpha_f"] = alphas
+    if betas:
+        attrs["activation_beta_f"] = betas
+    Y, Y_h, Y_c = g.op("LSTM", *inputs, outputs=3, **attrs)
+    y = sh._squeeze_helper(g, Y, [1])  # (T, N, H)
+    h_all = g.op("Concat", sh._unsqueeze_helper(g, h0, [0]), y, axis_i=0)
+    h_n, c_n = sh._squeeze_helper(g, Y_h, [0]), sh._squeeze_helper(g, Y_c, [0])
+    empty = [g.op("Constant", value_t=torch.zeros(0)) for _ in range(9)]  # trace/backward buffers
+    return (h_all, h_n, c_n, *empty)
+
+
+def register() -> None:
+    """Register the symbolic once (called when a layer runs inside torch.onnx.export)."""
+    if _registered["done"]:
+        return
+    torch.onnx.register_custom_op_symbolic("lstmkit::lstm_forward", lstm_forward_symbolic, OPSET)
+    _registered["done"] = True
