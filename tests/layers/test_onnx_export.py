@@ -121,3 +121,30 @@ def test_a_variant_the_onnx_operator_cannot_express_is_refused_by_name(kw, optio
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(m, (torch.randn(7, 2, 5),), str(tmp_path / "v.onnx"), dynamo=False)
+
+
+@pytest.mark.slow
+@needs_fused
+@pytest.mark.parametrize("kw,backend", [(dict(preset="CIFG", bidirectional=True), "auto"),
+                                        (dict(), "fused")], ids=["CIFG-bi", "vanilla-fused"])
+def test_dynamo_exporter_with_lstmkits_translation_table(kw, backend, tmp_path):
+    """dynamo=True with lstmkit.kernels.onnx.translation_table(): dynamic batch AND time axes
+    (vanilla layers get them by forcing the fused operator)."""
+    pytest.importorskip("onnxscript")
+    from lstmkit.kernels.onnx import translation_table
+
+    torch.manual_seed(0)
+    m = lstmkit.LSTM(5, 6, **kw).eval()
+    T, N = torch.export.Dim("T", min=1), torch.export.Dim("N", min=1)
+    with warnings.catch_warnings(), lstmkit.use_backend(backend):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, (torch.randn(7, 2, 5),), str(tmp_path / "d.onnx"), dynamo=True,
+                          input_names=["x"], dynamic_shapes=({0: T, 1: N},),
+                          custom_translation_table=translation_table())
+    sess = ort.InferenceSession(str(tmp_path / "d.onnx"), providers=["CPUExecutionProvider"])
+    for T in LENGTHS:
+        for N in BATCHES:
+            x = torch.randn(T, N, 5)
+            out, (h, c) = m(x)
+            for g, w in zip(sess.run(None, {"x": x.numpy()}), (out, h, c)):
+                np.testing.assert_allclose(g, w.detach().numpy(), atol=1e-5, rtol=1e-5)

@@ -119,3 +119,76 @@ def register() -> None:
         return
     torch.onnx.register_custom_op_symbolic("lstmkit::lstm_forward", lstm_forward_symbolic, OPSET)
     _registered["done"] = True
+
+
+# ---- the dynamo exporter (torch.onnx.export(..., dynamo=True)) ----------------------------------------
+def lstm_forward_onnxscript(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None,
+                            weight_hr=None, weight_peephole=None, weight_gr=None, ln_ih=None,
+                            ln_hh=None, ln_c_weight=None, ln_c_bias=None, lengths=None,
+                            rec_mask=None, zoneout_c=None, zoneout_h=None, peephole=False,
+                            coupled=False, input_gate=True, forget_gate=True, output_gate=True,
+                            gate_activation="sigmoid", input_activation="tanh",
+                            output_activation="tanh", gate_recurrence=False, layer_norm=False,
+                            need_backward=True, input_grad=False):
+    """The same translation for the dynamo exporter, written with onnxscript's opset 18."""
+    from onnxscript import opset18 as op
+
+    refused = [n for n, bad in (("layer_norm", layer_norm), ("gate_recurrence", gate_recurrence),
+                                ("input_gate=False", not input_gate),
+                                ("forget_gate=False", not forget_gate),
+                                ("output_gate=False", not output_gate),
+                                ("proj_size", weight_hr is not None),
+                                ("recurrent dropout", rec_mask is not None),
+                                ("zoneout", zoneout_c is not None or zoneout_h is not None)) if bad]
+    if refused:
+        raise ValueError(f"lstmkit ONNX export: the ONNX LSTM operator cannot express "
+                         f"{', '.join(refused)}")
+    H = weight_hh.shape[0] // 4
+
+    def iofc(w):
+        i, f, c, o = op.Split(w, num_outputs=4, axis=0)
+        return op.Concat(i, o, f, c, axis=0)
+
+    zero = op.Constant(value_ints=[0])
+    W, R = op.Unsqueeze(iofc(weight_ih), zero), op.Unsqueeze(iofc(weight_hh), zero)
+    if bias_ih is None:
+        B = op.ConstantOfShape(op.Constant(value_ints=[1, 8 * H]))
+        B = op.CastLike(B, x)
+    else:
+        B = op.Unsqueeze(op.Concat(iofc(bias_ih), iofc(bias_hh), axis=0), zero)
+    shape = op.Shape(x)
+    if lengths is None:
+        seq = op.Expand(op.Slice(shape, zero, op.Constant(value_ints=[1])),
+                        op.Slice(shape, op.Constant(value_ints=[1]), op.Constant(value_ints=[2])))
+    else:
+        seq = lengths
+    seq = op.Cast(seq, to=6)
+    inputs = [x, W, R, B, seq, op.Unsqueeze(h0, zero), op.Unsqueeze(c0, zero)]
+    if peephole:
+        pi, pf, po = op.Split(weight_peephole, num_outputs=3, axis=0)
+        inputs.append(op.Reshape(op.Concat(pi, po, pf, axis=0), op.Constant(value_ints=[1, 3 * H])))
+    acts, alphas, betas = [], [], []
+    for a in (gate_activation, input_activation, output_activation):
+        name, alpha, beta = _ACTIVATIONS[a]
+        acts.append(name)
+        if alpha is not None:
+            alphas.append(alpha)
+        if beta is not None:
+            betas.append(beta)
+    attrs = dict(hidden_size=H, activations=acts, input_forget=int(coupled), direction="forward")
+    if alphas:
+        attrs["activation_alpha"] = alphas
+        attrs["activation_beta"] = betas
+    Y, Y_h, Y_c = op.LSTM(*inputs, **attrs)
+    y = op.Squeeze(Y, op.Constant(value_ints=[1]))
+    h_all = op.Concat(op.Unsqueeze(h0, zero), y, axis=0)
+    empty = op.CastLike(op.ConstantOfShape(op.Constant(value_ints=[0])), x)
+    return (h_all, op.Squeeze(Y_h, zero), op.Squeeze(Y_c, zero)) + tuple(
+        op.Identity(empty) for _ in range(9))
+
+
+def translation_table() -> dict:
+    """``custom_translation_table`` for ``torch.onnx.export(..., dynamo=True)``:
+    ``torch.onnx.export(layer, (x,), path, dynamo=True,
+    custom_translation_table=lstmkit.kernels.onnx.translation_table())``."""
+    return {torch.ops.lstmkit.lstm_forward.default: lstm_forward_onnxscript}
