@@ -16,6 +16,7 @@ import torch
 
 import lstmkit
 import lstmkit.kernels.fused
+from lstmkit.cells.lstm import PRESETS
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
@@ -61,14 +62,15 @@ def test_vanilla_exports_and_onnxruntime_agrees(cls, dynamo, tmp_path):
 needs_fused = pytest.mark.skipif(not lstmkit.kernels.fused.available(),
                                  reason="fused kernels not built here")
 
-# variants the ONNX LSTM operator expresses exactly (lstmkit.kernels.onnx)
-ONNX_VARIANTS = {
-    "V": dict(preset="V"), "CIFG": dict(preset="CIFG"), "NIAF": dict(preset="NIAF"),
-    "NOAF": dict(preset="NOAF"), "V-bi-2layer": dict(preset="V", bidirectional=True, num_layers=2),
+# every variant: the ONNX LSTM operator where it expresses the math, else the step in an ONNX Loop
+ONNX_VARIANTS = {name: dict(preset=name) for name in PRESETS} | {
+    "V-bi-2layer": dict(preset="V", bidirectional=True, num_layers=2),
     "acts-nobias": dict(preset="CIFG", gate_activation="hard_sigmoid", input_activation="relu",
                         output_activation="softsign", bias=False),
+    "LN": dict(layer_norm=True), "V+LN-bi": dict(preset="V", layer_norm=True, bidirectional=True),
+    "proj": dict(preset="V", proj_size=3), "zoneout": dict(preset="NOG", zoneout=(0.3, 0.2)),
 }
-ONNX_QUICK = ["V", "V-bi-2layer"]
+ONNX_QUICK = ["V-bi-2layer", "V+LN-bi", "FGR"]
 
 
 def _variant_round_trip(kw, tmp_path, with_lengths):
@@ -100,10 +102,11 @@ def _variant_round_trip(kw, tmp_path, with_lengths):
 
 @needs_fused
 @pytest.mark.parametrize("name", ONNX_QUICK)
-def test_variant_exports_to_the_onnx_lstm_operator(name, tmp_path):
-    _variant_round_trip(ONNX_VARIANTS[name], tmp_path, with_lengths=name == "V-bi-2layer")
+def test_variant_exports_and_onnxruntime_agrees(name, tmp_path):
+    _variant_round_trip(ONNX_VARIANTS[name], tmp_path, with_lengths=True)
 
 
+@pytest.mark.slow
 @needs_fused
 @pytest.mark.parametrize("name", [n for n in ONNX_VARIANTS if n not in ONNX_QUICK])
 def test_every_expressible_variant_exports(name, tmp_path):
@@ -111,16 +114,16 @@ def test_every_expressible_variant_exports(name, tmp_path):
 
 
 @needs_fused
-@pytest.mark.parametrize("kw,option", [(dict(layer_norm=True), "layer_norm"),
-                                       (dict(preset="FGR"), "gate_recurrence"),
-                                       (dict(preset="NIG"), "input_gate=False"),
-                                       (dict(preset="V", proj_size=3), "proj_size")])
-def test_a_variant_the_onnx_operator_cannot_express_is_refused_by_name(kw, option, tmp_path):
-    m = lstmkit.LSTM(5, 6, **kw).eval()
-    with pytest.raises(Exception, match=f"cannot express {option}"):
+def test_the_onnx_graph_uses_the_lstm_operator_or_a_loop(tmp_path):
+    import onnx
+
+    for kw, want in ((dict(preset="CIFG"), "LSTM"), (dict(layer_norm=True), "Loop")):
+        m = lstmkit.LSTM(5, 6, **kw).eval()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(m, (torch.randn(7, 2, 5),), str(tmp_path / "v.onnx"), dynamo=False)
+        ops = {n.op_type for n in onnx.load(str(tmp_path / "v.onnx")).graph.node}
+        assert want in ops and ({"LSTM", "Loop"} - {want}).isdisjoint(ops)
 
 
 @pytest.mark.slow

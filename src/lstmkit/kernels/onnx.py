@@ -192,3 +192,98 @@ def translation_table() -> dict:
     ``torch.onnx.export(layer, (x,), path, dynamo=True,
     custom_translation_table=lstmkit.kernels.onnx.translation_table())``."""
     return {torch.ops.lstmkit.lstm_forward.default: lstm_forward_onnxscript}
+
+
+# ---- variants the ONNX LSTM operator cannot express: the step in an ONNX Loop ------------------------
+# One TorchScript function per variant, generated from the equations of lstmkit.cells.lstm.lstm_step
+# with the variant's choices fixed (no branch inside the loop: the exporter cannot convert branches
+# on strings or None). Called while the TorchScript exporter traces a layer, its `for t in range(T)`
+# becomes an ONNX Loop over the (dynamic) time axis.
+_ACT_CODE = {
+    "sigmoid": "torch.sigmoid({})", "tanh": "torch.tanh({})", "relu": "torch.relu({})",
+    "hard_sigmoid": "torch.clamp({} / 6.0 + 0.5, 0.0, 1.0)",
+    "softsign": "({0}) / (1.0 + torch.abs({0}))", "identity": "({})",
+}
+_LN = "(({0}) - ({0}).mean(-1, keepdim=True)) / torch.sqrt(({0}).var(-1, unbiased=False, keepdim=True) + 1e-5)"
+_loops: dict = {}
+
+
+def _loop_source(opts, bias: bool, proj: bool, lengths: bool, zc: bool, zh: bool) -> str:
+    act = lambda name, z: _ACT_CODE[name].format(z)  # noqa: E731
+    o = opts
+    L = ["def lstm_loop(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b: Tensor,",
+         "              w_hr: Tensor, w_peep: Tensor, w_gr: Tensor, ln_ih: Tensor, ln_hh: Tensor,",
+         "              ln_cw: Tensor, ln_cb: Tensor, valid: Tensor, zone_c: Tensor, zone_h: Tensor):",
+         "    H = c0.size(1)",
+         "    h, c = h0, c0",
+         "    a = torch.cat([c0 * 0.0, c0 * 0.0, c0 * 0.0], 1)",
+         "    ys = h0.unsqueeze(0)[:0]",
+         "    for t in range(x.size(0)):",
+         "        xw = torch.matmul(x[t], w_ih.t())",
+         "        hw = torch.matmul(h, w_hh.t())"]
+    if o.layer_norm:
+        L += [f"        xw = {_LN.format('xw')} * ln_ih", f"        hw = {_LN.format('hw')} * ln_hh"]
+    L += ["        z = xw + hw" + (" + b" if bias else ""),
+          "        zi, zf, zg, zo = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]"]
+    if o.peephole:
+        L += ["        zi = zi + w_peep[0] * c", "        zf = zf + w_peep[1] * c"]
+    if o.gate_recurrence:
+        L += ["        r = torch.matmul(a, w_gr.t())",
+              "        zi, zf, zo = zi + r[:, :H], zf + r[:, H:2 * H], zo + r[:, 2 * H:]"]
+    L += ["        i = " + (act(o.gate_activation, "zi") if o.input_gate else "c * 0.0 + 1.0")]
+    L += ["        f = " + ("1.0 - i" if o.coupled else
+                           act(o.gate_activation, "zf") if o.forget_gate else "c * 0.0 + 1.0")]
+    L += ["        g = " + act(o.input_activation, "zg"), "        c_t = f * c + i * g"]
+    if o.peephole:
+        L += ["        zo = zo + w_peep[2] * c_t"]
+    L += ["        o = " + (act(o.gate_activation, "zo") if o.output_gate else "c * 0.0 + 1.0")]
+    c_out = f"{_LN.format('c_t')} * ln_cw + ln_cb" if o.layer_norm else "c_t"
+    L += [f"        c_out = {c_out}", "        h_t = o * " + act(o.output_activation, "c_out")]
+    if proj:
+        L += ["        h_t = torch.matmul(h_t, w_hr.t())"]
+    if zc:
+        L += ["        c_t = zone_c[t] * c + (1.0 - zone_c[t]) * c_t"]
+    if zh:
+        L += ["        h_t = zone_h[t] * h + (1.0 - zone_h[t]) * h_t"]
+    L += ["        a_t = torch.cat([i, f, o], 1)"]
+    if lengths:
+        L += ["        v = valid[t]", "        h_t = v * h_t + (1.0 - v) * h",
+              "        c_t = v * c_t + (1.0 - v) * c", "        a_t = v * a_t + (1.0 - v) * a",
+              "        ys = torch.cat([ys, (v * h_t).unsqueeze(0)], 0)"]
+    else:
+        L += ["        ys = torch.cat([ys, h_t.unsqueeze(0)], 0)"]
+    L += ["        h, c, a = h_t, c_t, a_t", "    return ys, h, c"]
+    return "\n".join(L) + "\n"
+
+
+def _loop_fn(opts, bias, proj, lengths, zc, zh):
+    key = (opts, bias, proj, lengths, zc, zh)
+    if key not in _loops:
+        _loops[key] = torch.jit.CompilationUnit(_loop_source(*key)).lstm_loop
+    return _loops[key]
+
+
+def expressible(opts, p) -> bool:
+    """Whether the ONNX LSTM operator computes this cell exactly."""
+    return (opts.input_gate and opts.forget_gate and opts.output_gate and not opts.layer_norm
+            and not opts.gate_recurrence and p.weight_hr is None)
+
+
+def lstm_direction_loop(x, h0, c0, p, opts, lengths, rec_mask, zoneout_c, zoneout_h):
+    """lstm_direction for the TorchScript ONNX exporter, through :func:`lstm_loop`."""
+    if rec_mask is not None:
+        raise ValueError("lstmkit ONNX export: recurrent dropout is a training-time option; "
+                         "export the layer in eval mode")
+    valid = None
+    if lengths is not None:
+        T = x.shape[0]
+        valid = (torch.arange(T).unsqueeze(1) < lengths.unsqueeze(0)).to(x.dtype).unsqueeze(2)
+    bias = None if p.bias_ih is None else p.bias_ih + p.bias_hh
+    fn = _loop_fn(opts, bias is not None, p.weight_hr is not None, valid is not None,
+                  zoneout_c is not None, zoneout_h is not None)
+    none = x.new_zeros(0)  # for the tensors this variant does not read
+    pick = lambda t: none if t is None else t  # noqa: E731
+    return fn(x, h0, c0, p.weight_ih, p.weight_hh, pick(bias), pick(p.weight_hr),
+              pick(p.weight_peephole), pick(p.weight_gr), pick(p.ln_ih), pick(p.ln_hh),
+              pick(p.ln_c_weight), pick(p.ln_c_bias), pick(valid), pick(zoneout_c),
+              pick(zoneout_h))
