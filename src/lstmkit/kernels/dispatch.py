@@ -121,7 +121,7 @@ def select(owner: str, native_ok: bool, why_not_native: Union[str, Callable[[], 
                              f"compute this call: {why}")
         return "native"
     if wanted == "auto" and native_ok and (not tracing or _onnx_export()):
-        return "native"  # (torch's LSTM/GRU have ONNX translations; the fused operator has none)
+        return "native"  # (torch's LSTM/GRU translations need no custom table under ONNX export)
     if wanted == "reference":
         return "reference"
     available = _traced_fused_available() if tracing else fused_available()
