@@ -133,11 +133,6 @@ def _c(t: Optional[Tensor]) -> Optional[Tensor]:
     return None if t is None else t.contiguous()
 
 
-def _present(t: Optional[Tensor]) -> Optional[Tensor]:
-    """A saved buffer, or None where the call had none (an empty placeholder)."""
-    return None if t is None or (t.dim() == 1 and t.shape[0] == 0) else t
-
-
 def _setup(kind: str):
     n_diff = 5 if kind == "lstm" else 3  # differentiable results: h_all, h_n, (c_n), gates, (c)
 
@@ -231,10 +226,12 @@ for _kind in ("lstm", "gru"):
 def lstm_forward(**kwargs) -> dict[str, Tensor]:
     """Run ``lstmkit::lstm_forward`` with named arguments; its results by name (None if absent)."""
     out = torch.ops.lstmkit.lstm_forward(**kwargs)
-    return {r.name: (_present(t) if r.when else t) for r, t in zip(S.LSTM_RESULTS, out)}
+    a = _bind("lstm_forward", (), kwargs)
+    return {r.name: (t if r.when is None or r.when(a) else None) for r, t in zip(S.LSTM_RESULTS, out)}
 
 
 def gru_forward(**kwargs) -> dict[str, Tensor]:
     """Run ``lstmkit::gru_forward`` with named arguments; its results by name (None if absent)."""
     out = torch.ops.lstmkit.gru_forward(**kwargs)
-    return {r.name: (_present(t) if r.when else t) for r, t in zip(S.GRU_RESULTS, out)}
+    a = _bind("gru_forward", (), kwargs)
+    return {r.name: (t if r.when is None or r.when(a) else None) for r, t in zip(S.GRU_RESULTS, out)}
