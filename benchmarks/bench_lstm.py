@@ -18,6 +18,7 @@ products (forward 2*T*B*4H*(I+H); forward + backward three times that). The mach
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -137,7 +138,11 @@ def main(argv=None) -> int:
                     help="seconds per size and mode after which fewer rounds are run (at least 3)")
     ap.add_argument("--sizes", nargs="*", default=None, help="sizes as B,T,I,H (default: the five)")
     ap.add_argument("--no-textbook", action="store_true", help="skip the textbook loop")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch.set_num_threads for the whole run (default: torch's default)")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     sizes = [tuple(int(v) for v in s.split(",")) for s in args.sizes] if args.sizes else SIZES
 
     if not fused.available():
@@ -145,8 +150,12 @@ def main(argv=None) -> int:
         return 1
     info = fused.build_info()
     peak = gemm_peak()
+    gemm = info["gemm"] or {}
     print(f"# lstmkit {lstmkit.__version__}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{platform.processor() or platform.machine()}, BLAS for fused: {info['blas']}")
+          f"CPU: {info['cpu']} ({platform.machine()})")
+    print(f"# fused kernels: ISA path {info['isa']} (LSTMKIT_ISA={os.environ.get('LSTMKIT_ISA', 'auto')}), "
+          f"GEMM path: {info['blas']}; measured crossover rows per output width "
+          f"{dict(zip(gemm.get('cols', []), gemm.get('rows', [])))}")
     print(f"# GEMM peak (float32 2048^3 torch.mm, best of 5): {peak:.0f} GFLOP/s")
     print("# times are minima over interleaved rounds; ratio = time / torch.nn.LSTM's time in the same run")
     print()

@@ -3,6 +3,7 @@ display needed) and written atomically as PNG.
 
     plot_forecast   history, holdout truth, each model's forecast and a prediction interval
     plot_loss       training and validation loss per epoch for every run
+    plot_confusion  a classifier's confusion matrix
 """
 from __future__ import annotations
 
@@ -83,4 +84,31 @@ def plot_loss(path: str | Path, histories: Sequence[Mapping[str, Sequence[float]
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, ncol=2, frameon=False)
+    return save_figure(fig, path)
+
+
+def plot_confusion(path: str | Path, confusion, labels: Sequence[str], title: str = "confusion matrix",
+                   normalise: bool = True) -> Path:
+    """Confusion matrix (rows: true class, columns: predicted), coloured by the share of each true
+    class (row-normalised) and annotated with the counts when there are at most 30 classes."""
+    m = np.asarray(confusion, dtype=np.float64)
+    rows = m.sum(1, keepdims=True)
+    share = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0) if normalise else m
+    k = len(labels)
+    size = min(3 + 0.45 * k, 14)
+    fig = Figure(figsize=(size + 1, size), layout="constrained")
+    ax = fig.subplots()
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1 if normalise else None)
+    fig.colorbar(im, ax=ax, label="share of the true class" if normalise else "count")
+    ax.set_xticks(range(k), [str(l) for l in labels], rotation=90 if k > 8 else 0)
+    ax.set_yticks(range(k), [str(l) for l in labels])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if k <= 30:
+        for i in range(k):
+            for j in range(k):
+                if m[i, j]:
+                    ax.text(j, i, f"{int(m[i, j])}", ha="center", va="center", fontsize=8,
+                            color="white" if share[i, j] > 0.5 else "black")
+    ax.set_title(title)
     return save_figure(fig, path)

@@ -257,8 +257,16 @@ def test_auto_runs_every_variant_on_fused_and_vanilla_on_native(monkeypatch):
         lstmkit.LSTM(3, 5, preset="V")(x)
         lstmkit.LSTM(3, 5, layer_norm=True)(x)
         lstmkit.LSTM(3, 5)(x, return_trace=True)
-    assert len(calls) == 3
+        assert len(calls) == 3
+        # vanilla with lengths: torch's packed-sequence path is measured slower (dispatch.py)
+        lstm = lstmkit.LSTM(3, 5)
+        y = lstm(x, lengths=torch.tensor([4, 2]))[0]
+        assert len(calls) == 4
+        with lstmkit.use_backend("native"):
+            torch.testing.assert_close(y, lstm(x, lengths=torch.tensor([4, 2]))[0], atol=1e-5, rtol=1e-4)
     assert dispatch.select("LSTM", False, "variant") == "fused"
+    assert dispatch.select("LSTM", True, "", packed=True) == "fused"  # the measured lengths rule
+    assert dispatch.select("LSTM", True, "", packed=False) == "native"
     with lstmkit.use_backend("fused"):
         assert dispatch.select("LSTM", True, "") == "fused"
     with lstmkit.use_backend("reference"):

@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 from lstmkit.errors import LstmkitError
 
 from . import demo, forecast, predict
+from . import classify
 
 EXIT_ERROR = 2
 
@@ -20,8 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lstmkit", description="Forecast time series with the LSTM family.",
         epilog="Run 'lstmkit forecast' with no arguments for the airline passengers example.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{forecast,predict,demo}")
-    for module in (forecast, predict, demo):
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{forecast,predict,demo,classify}")
+    for module in (forecast, predict, demo, classify):
         module.add_parser(sub)
     return parser
 

@@ -12,9 +12,10 @@ Force one with :func:`set_backend`, the :func:`use_backend` context manager, or 
 variable ``LSTMKIT_BACKEND``. Forcing ``native`` for a variant torch cannot compute, or ``fused`` where
 the extension cannot be built, is an error rather than a silent change of math or speed.
 
-Vanilla math stays on torch's kernel under ``auto`` even where lstmkit's fused kernel is measured
-faster (``docs/benchmarks.md``): a drop-in ``torch.nn.LSTM`` user gets torch's exact numbers and
-never waits for a first build. ``use_backend("fused")`` opts vanilla layers into the fused kernel.
+Vanilla math stays on torch's kernel under ``auto`` (a drop-in ``torch.nn.LSTM`` user gets torch's
+exact numbers and never waits for a first build), except where a measured rule below shows torch's
+kernel several times slower (per-sequence lengths). ``use_backend("fused")`` opts vanilla
+layers into the fused kernel.
 
 The fused library is built on first use (``kernels/fused.py``); if that fails (no compiler, no ninja,
 ``LSTMKIT_DISABLE_FUSED=1``...) ``auto`` warns once, saying why, and runs the reference loop.
@@ -96,8 +97,21 @@ def _fused_error() -> str:
     return fused.build_error() or "unknown reason"
 
 
+# Measured rules for ``auto`` where both torch's kernel and the fused one compute the call (a rule
+# is a measurement, with the command that repeats it; never a guess):
+#
+# * Per-sequence lengths (a padded batch with ``lengths=`` or a PackedSequence): torch's kernel runs
+#   its packed-sequence path, several times slower than the fused kernel, which carries padded rows
+#   along in one batched loop. Vanilla LSTM, (B, T, I, H) = (128, 110, 2, 32), lengths uniform in
+#   [55, 110], ``python benchmarks/bench_dispatch.py``: one training step (forward + backward + Adam)
+#   ~160 ms native vs ~14 ms fused on the AVX-512 machine (issue 10); on the AVX2 machine (AMD EPYC
+#   Zen 3, shared, loaded) 416 vs 45 ms with 1 thread (0.11) and 4805 vs 288 ms with 2 threads
+#   (0.06); forward without grad 23.2 vs 12.0 ms with 1 thread (0.52), 80.7 vs 20.5 ms with 2
+#   (0.25). Hence ``auto`` takes the fused kernel for every call with lengths, where it is built.
+
+
 def select(owner: str, native_ok: bool, why_not_native: Union[str, Callable[[], str]],
-           fused_ok: bool = True, dtype_note: str = "") -> str:
+           fused_ok: bool = True, packed: bool = False, dtype_note: str = "") -> str:
     """Choose the backend for one forward call.
 
     Args:
@@ -106,6 +120,8 @@ def select(owner: str, native_ok: bool, why_not_native: Union[str, Callable[[], 
         why_not_native: what stops native (or a function that says it), for the error when native
             is forced.
         fused_ok: whether the fused kernels support this call.
+        packed: the call has per-sequence lengths (torch's kernel would take its slow
+            packed-sequence path; see the measured rules above).
         dtype_note: why fused_ok is False, when it is a property of the input (its dtype or device).
 
     While a graph is traced (``torch.compile``, ``torch.export``) ``auto`` uses the fused operator
@@ -121,6 +137,8 @@ def select(owner: str, native_ok: bool, why_not_native: Union[str, Callable[[], 
                              f"compute this call: {why}")
         return "native"
     if wanted == "auto" and native_ok and (not tracing or _onnx_export()):
+        if packed and fused_ok and not tracing and fused_available():
+            return "fused"
         return "native"  # (torch's LSTM/GRU translations need no custom table under ONNX export)
     if wanted == "reference":
         return "reference"

@@ -160,6 +160,7 @@ class RecurrentLayer(nn.Module):
             native_ok, why = False, (lambda: "lengths on the meta device")
         # the fused kernels run on the CPU (float16/bfloat16 in float32)
         backend = dispatch.select(owner, native_ok, why, fused_ok=x.device.type == "cpu",
+                                  packed=lengths is not None,
                                   dtype_note=f"a tensor on the {x.device.type} device")
         trace = None
         if backend == "native":

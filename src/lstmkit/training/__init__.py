@@ -2,9 +2,9 @@
 progress bar, atomic writes and safetensors model folders. Nothing here knows about forecasting."""
 from .checkpoint import load_bundle, save_bundle, tensors_from_bytes, tensors_to_bytes
 from .early_stopping import EarlyStopping
-from .losses import masked_mse
+from .losses import cross_entropy, masked_mse
 from .trainer import Run, Stream, TrainConfig, TrainResult, Windows, evaluate_loss, run_stream, train
 
-__all__ = ["EarlyStopping", "Run", "Stream", "TrainConfig", "TrainResult", "Windows", "evaluate_loss",
+__all__ = ["EarlyStopping", "cross_entropy", "Run", "Stream", "TrainConfig", "TrainResult", "Windows", "evaluate_loss",
            "load_bundle", "masked_mse", "run_stream", "save_bundle", "tensors_from_bytes",
            "tensors_to_bytes", "train"]

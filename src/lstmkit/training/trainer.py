@@ -6,11 +6,16 @@ time over long sequences trained statefully in consecutive chunks.
 Model contract (what every lstmkit task model provides):
     model(x, state=None) -> (out, state)     x (N, L, F), out (N, L, O); state is the carried
                                              recurrent state (any nesting of tensors) or None
+    model(x, lengths=lengths)                only for Windows data that carry `lengths` (padded
+                                             sequences of different lengths, x (N, L, ...))
     parameters of the output layer live under the attribute named by `head` (default "head").
 
 Data comes in one of two forms:
     Windows(x, y)   independent windows, x (N, L, F); y (N, O) is compared with the last step's
-                    output, y (N, L, O) with every step's output
+                    output, y (N, L, O) with every step's output. Integer y holds class indices
+                    (classification): the model's out has one more (class) dimension than y and
+                    is given to the loss as it is, e.g. out (N, C) for y (N,), (N, L, C) for y (N, L).
+                    Optional lengths (N,): x is padded past them; they go to the model as lengths=.
     Stream(x, y)    B long sequences, x (B, T, F), y (B, T, O) with NaN where a step has no target;
                     trained in chunks of `tbptt` steps whose final state starts the next chunk
                     (detached: gradients stop at chunk borders). A validation Stream runs the model
@@ -64,7 +69,8 @@ class TrainConfig:
 @dataclass
 class Windows:
     x: Tensor  # (N, L, F)
-    y: Tensor  # (N, O) for the last step, or (N, L, O) for every step
+    y: Tensor  # (N, O) for the last step, or (N, L, O) for every step; integer: class indices
+    lengths: Optional[Tensor] = None  # (N,) int64 real length of each padded sequence, or None
 
 
 @dataclass
@@ -131,7 +137,17 @@ def run_stream(model: nn.Module, x: Tensor, chunk: int, state=None) -> tuple[Ten
 
 
 def _pick(out: Tensor, y: Tensor) -> Tensor:
+    if not y.is_floating_point():       # class indices: out carries the class dimension
+        return out
     return out[:, -1] if y.dim() == out.dim() - 1 else out
+
+
+def _forward(model: nn.Module, data: "Windows", idx=None):
+    """model(x) on the windows (or the subset idx), passing lengths= when the data has them."""
+    x = data.x if idx is None else data.x[idx]
+    if data.lengths is None:
+        return model(x)
+    return model(x, lengths=data.lengths if idx is None else data.lengths[idx])
 
 
 def _epoch_windows(model, opt, data: Windows, loss_fn, cfg: TrainConfig, gen) -> float:
@@ -141,7 +157,7 @@ def _epoch_windows(model, opt, data: Windows, loss_fn, cfg: TrainConfig, gen) ->
     total, count = 0.0, 0
     for s in range(0, n, size):
         idx = order[s:s + size]
-        out, _ = model(data.x[idx])
+        out, _ = _forward(model, data, idx)
         loss = loss_fn(_pick(out, data.y), data.y[idx])
         _update(model, opt, loss, cfg)
         total += loss.item() * len(idx)
@@ -177,7 +193,7 @@ def evaluate_loss(model: nn.Module, data: Data, loss_fn, chunk: int = 0) -> floa
     model.eval()
     with torch.no_grad():
         if isinstance(data, Windows):
-            out, _ = model(data.x)
+            out, _ = _forward(model, data)
             loss = loss_fn(_pick(out, data.y), data.y).item()
         else:
             out, _ = run_stream(model, data.x, chunk)

@@ -1,17 +1,22 @@
-// See blas.h. No torch headers here: this file only needs the BLAS symbols torch already loaded.
+// See blas.h: the BLAS torch links, found at run time, GEMM through it, and PackedB, which runs each
+// product on lstmkit's own kernel (microkernel.h) or the BLAS by the measured crossover. No torch
+// headers here: this file only needs the BLAS symbols torch already loaded.
 #include "blas.h"
-#include "pointwise.h"
 
 #include <dlfcn.h>
-#include <sys/mman.h>
-
-#include <cstring>
-#include <omp.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <stdexcept>
+#include <mutex>
+#include <string>
+
+#include "isa.h"
+#include "microkernel.h"
+#include "packing.h"
 
 namespace lstmkit {
 namespace {
@@ -63,165 +68,33 @@ Blas& blas() {
   return b;
 }
 
-int (*g_threads)() = nullptr;
-
 // Inside one of our parallel regions, MKL must run on the calling thread only.
 struct SerialBlas {
   int old = -1;
   SerialBlas() {
-    if (omp_in_parallel() && blas().set_local_threads) old = blas().set_local_threads(1);
+    if (blas().set_local_threads && in_parallel_region()) old = blas().set_local_threads(1);
   }
   ~SerialBlas() {
     if (old >= 0) blas().set_local_threads(old);
   }
 };
 
-// ---- lstmkit's own kernel for a few rows ------------------------------------------------------------
-constexpr int kPanelVecs = 4;  // a panel is 4 vectors wide (64 floats, 32 doubles)
+// ---- which products run on lstmkit's own kernel ------------------------------------------------------
+// The measured crossover (set_own_rows): (columns, rows) pairs; read by PackedB's constructor.
+std::mutex g_rows_mutex;
+std::vector<int64_t> g_cols, g_rows;
 
-// C (MR x ncols of one panel) (+)= A (MR x K) . panel (K x W). With one or two rows, the products of
-// even and odd k go to separate accumulators so that enough FMA chains are in flight.
-// A second operand segment (A2, lda2, K2 columns) may follow the first: the panel then holds K + K2
-// rows, and C = [A | A2] . panel (the fused input and recurrent products of a time step). With Cx,
-// the two products are kept apart: Cx = A . panel[:K], C = A2 . panel[K:] (layer norm needs both).
-template <typename S, int MR>
-inline void micro(int64_t K, const S* A, int64_t lda, const S* Bp, S* C, int64_t ldc, int64_t ncols,
-                  bool acc, int64_t K2 = 0, const S* A2 = nullptr, int64_t lda2 = 0, S* Cx = nullptr) {
-  using V = typename V64<S>::v;
-  constexpr int L = V64<S>::L, W = kPanelVecs * L;
-  constexpr int KS = MR <= 2 ? 2 : 1;  // k-split sets of accumulators
-  V c[KS][MR][kPanelVecs];
-  for (int s = 0; s < KS; ++s)
-    for (int m = 0; m < MR; ++m)
-      for (int v = 0; v < kPanelVecs; ++v) c[s][m][v] = V{};
-  // unaligned vector loads and stores that never take the accumulators' address (which would keep
-  // them in memory instead of registers)
-  typedef V VU __attribute__((aligned(alignof(S))));
-  auto store = [&](S* Cd, bool accd) __attribute__((always_inline)) {
-    for (int s = 1; s < KS; ++s)
-      for (int m = 0; m < MR; ++m)
-        for (int v = 0; v < kPanelVecs; ++v) c[0][m][v] += c[s][m][v];
-    for (int m = 0; m < MR; ++m) {
-      S* out = Cd + m * ldc;
-      if (ncols == W) {
-        for (int v = 0; v < kPanelVecs; ++v) {
-          VU* o = reinterpret_cast<VU*>(out + v * L);
-          *o = accd ? *o + c[0][m][v] : c[0][m][v];
-        }
-      } else {
-        alignas(64) S tmp[W];
-        for (int v = 0; v < kPanelVecs; ++v) *reinterpret_cast<V*>(tmp + v * L) = c[0][m][v];
-        for (int64_t j = 0; j < ncols; ++j) out[j] = accd ? out[j] + tmp[j] : tmp[j];
-      }
-    }
-  };
-  const V* b = reinterpret_cast<const V*>(Bp);
-  for (int seg = 0; seg < 2; ++seg) {
-    if (seg == 1 && Cx != nullptr) {  // the first product apart
-      store(Cx, false);
-      for (int s = 0; s < KS; ++s)
-        for (int m = 0; m < MR; ++m)
-          for (int v = 0; v < kPanelVecs; ++v) c[s][m][v] = V{};
-    }
-    const S* As = seg == 0 ? A : A2;
-    const int64_t Ks = seg == 0 ? K : K2, ld = seg == 0 ? lda : lda2;
-    int64_t kk = 0;
-    for (; kk + KS <= Ks; kk += KS) {
-      for (int s = 0; s < KS; ++s, b += kPanelVecs) {
-        const V b0 = b[0], b1 = b[1], b2 = b[2], b3 = b[3];
-        for (int m = 0; m < MR; ++m) {
-          const S a = As[m * ld + kk + s];
-          c[s][m][0] += a * b0;
-          c[s][m][1] += a * b1;
-          c[s][m][2] += a * b2;
-          c[s][m][3] += a * b3;
-        }
-      }
-    }
-    for (; kk < Ks; ++kk, b += kPanelVecs) {
-      const V b0 = b[0], b1 = b[1], b2 = b[2], b3 = b[3];
-      for (int m = 0; m < MR; ++m) {
-        const S a = As[m * ld + kk];
-        c[0][m][0] += a * b0;
-        c[0][m][1] += a * b1;
-        c[0][m][2] += a * b2;
-        c[0][m][3] += a * b3;
-      }
-    }
-  }
-  store(C, acc);
-}
-
-// C (m x n) (+)= A (m x k) . panels (k x n).
-// With k2 > 0: C (m x n) (+)= [A (m x k) | A2 (m x k2)] . panels (k + k2 x n).
-template <typename S>
-void own_mul(int64_t m, int64_t k, int64_t n, const S* A, int64_t lda, const S* panels, S* C,
-             int64_t ldc, bool acc, int64_t k2 = 0, const S* A2 = nullptr, int64_t lda2 = 0,
-             S* Cx = nullptr) {
-  constexpr int W = kPanelVecs * V64<S>::L;
-  // row blocks of at most 6, as even as possible (32 rows: 6 6 5 5 5 5, not 6 6 6 6 6 2); each
-  // panel is read once and serves every row block
-  const int64_t nb = (m + 5) / 6;
-  for (int64_t p = 0; p * W < n; ++p) {
-    const S* Bp = panels + p * (k + k2) * W;
-    const int64_t ncols = std::min<int64_t>(W, n - p * W);
-    for (int64_t q = 0, r = 0; q < nb; ++q) {
-      const int64_t mr = m / nb + (q < m % nb ? 1 : 0);
-      const S* a = A + r * lda;
-      const S* a2 = A2 == nullptr ? nullptr : A2 + r * lda2;
-      S* c = C + r * ldc + p * W;
-      S* cx = Cx == nullptr ? nullptr : Cx + r * ldc + p * W;
-      switch (mr) {
-        case 6: micro<S, 6>(k, a, lda, Bp, c, ldc, ncols, acc, k2, a2, lda2, cx); break;
-        case 5: micro<S, 5>(k, a, lda, Bp, c, ldc, ncols, acc, k2, a2, lda2, cx); break;
-        case 4: micro<S, 4>(k, a, lda, Bp, c, ldc, ncols, acc, k2, a2, lda2, cx); break;
-        case 3: micro<S, 3>(k, a, lda, Bp, c, ldc, ncols, acc, k2, a2, lda2, cx); break;
-        case 2: micro<S, 2>(k, a, lda, Bp, c, ldc, ncols, acc, k2, a2, lda2, cx); break;
-        default: micro<S, 1>(k, a, lda, Bp, c, ldc, ncols, acc, k2, a2, lda2, cx); break;
-      }
-      r += mr;
-    }
-  }
-}
-
-// B (k x n, row-major, ldb) into panels of W columns: dst (ceil(n / W), k, W), zero padded.
-template <typename S>
-void pack_panels(bool transB, int64_t k, int64_t n, const S* B, int64_t ldb, S* dst) {
-  constexpr int W = kPanelVecs * V64<S>::L;
-  for (int64_t p = 0; p * W < n; ++p) {
-    S* d = dst + p * k * W;
-    const int64_t cols = std::min<int64_t>(W, n - p * W);
-    for (int64_t kk = 0; kk < k; ++kk) {
-      S* row = d + kk * W;
-      if (transB) {
-        for (int64_t j = 0; j < cols; ++j) row[j] = B[(p * W + j) * ldb + kk];
-      } else {
-        std::memcpy(row, B + kk * ldb + p * W, sizeof(S) * cols);
-      }
-      for (int64_t j = cols; j < W; ++j) row[j] = S(0);
-    }
-  }
-}
-
-template <typename S>
-S* aligned_array(int64_t count) {
-  const size_t bytes = ((sizeof(S) * std::max<int64_t>(count, 1) + 63) / 64) * 64;
-  void* p = std::aligned_alloc(64, bytes);
-  if (p == nullptr) throw std::bad_alloc();
-  return static_cast<S*>(p);
-}
-
-// Rows per product up to which lstmkit's own kernel is used (override with LSTMKIT_OWN_GEMM_ROWS,
-// 0 = always the BLAS). With AVX-512 (32 vector registers) its 6 x 64 register block beats MKL's
-// packed GEMM at every size measured (about 110 vs 90 GFLOP/s per core on the benchmark machine);
-// with narrower vectors the block spills registers, so only single-row products use it.
-int own_rows_limit() {
-  if (const char* e = std::getenv("LSTMKIT_OWN_GEMM_ROWS")) return std::atoi(e);
-#ifdef __AVX512F__
-  return 1 << 30;
-#else
-  return 1;
-#endif
+// Rows up to which products with n output columns use lstmkit's kernel. LSTMKIT_OWN_GEMM_ROWS
+// overrides (0: never); without a measurement, single rows only (a BLAS call's overhead dominates).
+int64_t own_rows_limit(int64_t n) {
+  if (const char* e = std::getenv("LSTMKIT_OWN_GEMM_ROWS")) return std::atoll(e);
+  std::lock_guard<std::mutex> lock(g_rows_mutex);
+  if (g_cols.empty()) return 1;
+  size_t best = 0;
+  for (size_t i = 1; i < g_cols.size(); ++i)
+    if (std::fabs(std::log(double(g_cols[i]) / double(n))) < std::fabs(std::log(double(g_cols[best]) / double(n))))
+      best = i;
+  return g_rows[best];
 }
 
 // Row-major C = alpha op(A) op(B) + beta C by loops (only without any BLAS).
@@ -237,7 +110,6 @@ void loop_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, S alpha, const
         for (int64_t j = 0; j < n; ++j) row[j] += a * B[j * ldb + kk];
       } else {
         const S* b = B + kk * ldb;
-#pragma omp simd
         for (int64_t j = 0; j < n; ++j) row[j] += a * b[j];
       }
     }
@@ -248,39 +120,32 @@ void loop_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, S alpha, const
 
 }  // namespace
 
-static bool use_thp() {
-  static const bool thp = [] {
-    const char* e = std::getenv("LSTMKIT_THP");
-    return e == nullptr || std::strcmp(e, "0") != 0;
-  }();
-  return thp;
-}
-
-constexpr size_t kHugePage = size_t(2) << 20;
-
-size_t big_size(size_t bytes) {
-  if (use_thp() && bytes >= kHugePage) return (bytes + kHugePage - 1) / kHugePage * kHugePage;
-  return (bytes + 4095) / 4096 * 4096;
-}
-
-void* big_alloc(size_t bytes) {
-  bytes = big_size(bytes);
-  const bool huge = use_thp() && bytes >= kHugePage;
-  void* p = std::aligned_alloc(huge ? kHugePage : 64, bytes);
-  if (p == nullptr) throw std::bad_alloc();
-  if (huge) madvise(p, bytes, MADV_HUGEPAGE);  // advice only: plain pages if the kernel has none
-  return p;
-}
-
 const char* blas_backend() {
-  const bool own = own_rows_limit() > 8;
-  if (blas().packed()) return own ? "lstmkit 6x64 kernel + MKL" : "MKL packed GEMM";
-  if (blas().sgemm && blas().dgemm) return own ? "lstmkit 6x64 kernel + BLAS" : "BLAS";
-  return own ? "lstmkit 6x64 kernel + loops" : "loops";
+  static thread_local std::string text;
+  const std::string lib = blas().packed() ? "MKL packed GEMM"
+                          : blas().sgemm && blas().dgemm ? "BLAS"
+                                                          : "loops";
+  const int64_t rows = own_rows_limit(256);
+  text = std::string(kIsaName) + ": ";
+  if (rows <= 0) {
+    text += lib;
+  } else {
+    text += "lstmkit " + std::to_string(kBlockRows) + "x" + std::to_string(panel_width<float>()) +
+            " kernel up to " + (rows >= (int64_t(1) << 30) ? std::string("any number of") : std::to_string(rows)) +
+            " rows, else " + lib;
+  }
+  return text.c_str();
 }
 
-int num_threads() { return g_threads ? std::max(1, g_threads()) : 1; }
-void set_num_threads_getter(int (*getter)()) { g_threads = getter; }
+const char* isa_name() { return kIsaName; }
+
+void set_own_rows(const std::vector<int64_t>& cols, const std::vector<int64_t>& rows) {
+  std::lock_guard<std::mutex> lock(g_rows_mutex);
+  g_cols.clear();
+  g_rows.clear();
+  for (size_t i = 0; i < cols.size() && i < rows.size(); ++i)
+    if (cols[i] > 0) g_cols.push_back(cols[i]), g_rows.push_back(rows[i]);
+}
 
 template <>
 void gemm<float>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* A,
@@ -322,14 +187,16 @@ void gemm<double>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alph
 }
 
 template <typename S>
-PackedB<S>::PackedB(bool transB, int64_t k, int64_t n, const S* B, int64_t ldb, int64_t max_m)
+PackedB<S>::PackedB(bool transB, int64_t k, int64_t n, const S* B, int64_t ldb, int64_t max_m, int force)
     : transB_(transB), k_(k), n_(n), ldb_(ldb), B_(B) {
   if (k == 0 || n == 0) return;
-  constexpr int W = kPanelVecs * V64<S>::L;
+  constexpr int W = panel_width<S>();
   const int64_t np = (n + W - 1) / W;
-  // own kernel: if enabled for this many rows, and the last panel's padding wastes little (or the
-  // product is so small that the BLAS call overhead would cost more)
-  if (max_m <= own_rows_limit() && (max_m <= 8 || np * W * 4 <= n * 5)) {
+  // own kernel: if measured faster for this many rows, and the last panel's padding wastes little (or
+  // the product is so small that the BLAS call overhead would cost more)
+  const bool own = force >= 0 ? force == 1
+                              : max_m <= own_rows_limit(n) && (max_m <= 8 || np * W * 4 <= n * 5);
+  if (own) {
     own_max_m_ = max_m;
     panels_ = aligned_array<S>(np * k * W);
     pack_panels<S>(transB, k, n, B, ldb, panels_);
@@ -390,27 +257,40 @@ void PackedB<S>::mul_split(int64_t m, int64_t k1, const S* A1, int64_t lda1, con
   gemm<S>(false, transB_, m, n_, k_ - k1, S(1), A2, lda2, B2, ldb_, Cx ? S(0) : S(1), C, ldc);
 }
 
+template <typename S>
+int64_t PackedB<S>::chunk_rows() const {
+  return panels_ != nullptr ? kBlockRows : (int64_t(1) << 40);
+}
+
 template class PackedB<float>;
 template class PackedB<double>;
 
-template <typename S>
-S* scratch(int slot, int64_t count) {
-  struct Buf {
-    S* p = nullptr;
-    int64_t n = 0;
-    ~Buf() { std::free(p); }
-  };
-  thread_local Buf bufs[8];
-  Buf& b = bufs[slot];
-  if (b.n < count) {
-    std::free(b.p);
-    b.p = aligned_array<S>(count);
-    b.n = count;
+double gemm_seconds(int64_t m, int64_t k, int64_t n, bool own, int reps) {
+  std::vector<float> A(size_t(m * k)), B(size_t(n * k)), C(size_t(m * n));
+  for (size_t i = 0; i < A.size(); ++i) A[i] = float(i % 7) * 0.01f - 0.03f;
+  for (size_t i = 0; i < B.size(); ++i) B[i] = float(i % 5) * 0.01f - 0.02f;
+  const PackedB<float> pb(true, k, n, B.data(), k, m, own ? 1 : 0);
+  // one thread, as each thread's products inside the kernels' parallel loops
+  struct OneThread {
+    int old = -1;
+    OneThread() {
+      if (blas().set_local_threads) old = blas().set_local_threads(1);
+    }
+    ~OneThread() {
+      if (old >= 0) blas().set_local_threads(old);
+    }
+  } one;
+  // a batch of products of about 2e6 flops (~50 us at 40 GFLOP/s), best of reps batches
+  const int64_t per = std::max<int64_t>(1, int64_t(2e6) / std::max<int64_t>(1, 2 * m * n * k));
+  pb.mul(m, A.data(), k, C.data(), n, false);  // warm
+  double best = 1e30;
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int64_t i = 0; i < per; ++i) pb.mul(m, A.data(), k, C.data(), n, i > 0);
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::min(best, dt / double(per));
   }
-  return b.p;
+  return best;
 }
-
-template float* scratch<float>(int, int64_t);
-template double* scratch<double>(int, int64_t);
 
 }  // namespace lstmkit

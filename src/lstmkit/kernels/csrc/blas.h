@@ -5,11 +5,13 @@
 // sgemm_/dgemm_ cannot be found, a plain loop nest is used (correct, slow; no torch build we know of
 // lacks them).
 //
-// The recurrent weights are multiplied once per time step, so PackedB packs them once per call into
-// lstmkit's own panel layout (64 columns wide) for a register-blocked kernel (6 rows x 64 columns,
-// GCC vector extensions; used at every size where the build has AVX-512, else for single rows,
-// where a BLAS call's overhead would dominate). Otherwise it packs into MKL's format
-// (cblas_sgemm_pack / cblas_sgemm_compute) where that exists (float32), else it calls plain GEMM.
+// The recurrent weights are multiplied once per time step, so PackedB packs them once per call, either
+// into lstmkit's own panel layout for its register-blocked kernel (microkernel.h; the block is sized
+// per instruction set, isa.h), or into MKL's format (cblas_sgemm_pack / cblas_sgemm_compute) where
+// that exists (float32), else it calls plain GEMM. Which of the two runs a product of m rows is
+// decided by measurement, not by a constant: at the first load of a build, kernels/build.py times
+// both (gemm_seconds) over a ladder of row counts and hands the crossover to set_own_rows; the
+// result is cached beside the library. LSTMKIT_OWN_GEMM_ROWS=<rows> overrides it (0: never own).
 #pragma once
 
 #include <cstdint>
@@ -29,7 +31,8 @@ void gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k, S alpha, co
 template <typename S>
 class PackedB {
  public:
-  PackedB(bool transB, int64_t k, int64_t n, const S* B, int64_t ldb, int64_t max_m);
+  // force: -1 choose by the measured crossover, 0 the BLAS, 1 lstmkit's kernel
+  PackedB(bool transB, int64_t k, int64_t n, const S* B, int64_t ldb, int64_t max_m, int force = -1);
   ~PackedB();
   PackedB(const PackedB&) = delete;
   PackedB& operator=(const PackedB&) = delete;
@@ -44,24 +47,35 @@ class PackedB {
                  int64_t ldc, S* Cx = nullptr) const;
   // Whether products of m rows run on lstmkit's own kernel.
   bool own(int64_t m) const { return panels_ != nullptr && m <= own_max_m_; }
-  int64_t chunk_rows() const { return panels_ != nullptr ? 6 : (int64_t(1) << 40); }
+  int64_t chunk_rows() const;
 
  private:
   bool transB_;
   int64_t k_, n_, ldb_;
   const S* B_;
-  S* panels_ = nullptr;  // lstmkit layout: (ceil(n / W), k, W), W = 64 bytes x 4 of scalars
+  S* panels_ = nullptr;  // lstmkit layout: (ceil(n / W), k, W), W = panel_width<S>() (isa.h)
   void* mkl_ = nullptr;  // MKL packed buffer (float32 only)
   int64_t own_max_m_ = 0;  // rows up to which lstmkit's own kernel is used
 };
 
-// What the GEMM layer uses: "<own kernel> + <BLAS>", the BLAS being "mkl-packed", "blas" (plain GEMM,
-// no packed API) or "loops" (no BLAS symbols found).
+// What the GEMM layer uses, e.g. "avx2: lstmkit 6x16 kernel up to 8 rows, else MKL packed GEMM"; the
+// BLAS being "MKL packed GEMM", "BLAS" (plain GEMM, no packed API) or "loops" (no BLAS symbols).
 const char* blas_backend();
+// The instruction set of this build: "avx512", "avx2" or "portable" (isa.h).
+const char* isa_name();
 
-// Threads for lstmkit's own parallel loops (torch's intra-op setting, registered by the binding).
+// Seconds per product C (m x n) = A (m x k) . B^T (B (n x k)), float32, best of reps timed batches,
+// on lstmkit's kernel (own) or the BLAS's packed GEMM; the calibration of kernels/build.py.
+double gemm_seconds(int64_t m, int64_t k, int64_t n, bool own, int reps);
+// The measured crossover: products with n output columns use lstmkit's kernel up to rows[i] rows,
+// i the entry of cols nearest to n (log scale). Empty: only single rows.
+void set_own_rows(const std::vector<int64_t>& cols, const std::vector<int64_t>& rows);
+
+// Threads for lstmkit's own parallel loops: torch's intra-op setting (parallel.cpp).
 int num_threads();
 void set_num_threads_getter(int (*getter)());
+// Whether the caller runs inside one of torch's (and so lstmkit's) parallel regions.
+bool in_parallel_region();
 
 // Big work arrays and pooled tensors: big_size(bytes) is the size of the block big_alloc(bytes)
 // returns, 64-byte aligned; from 2 MiB up it is 2 MiB aligned and advised as transparent huge pages

@@ -1,0 +1,192 @@
+// LayerNorm backward of the fused LSTM (layer_norm=True): the projections' per-row backward used in
+// the time loop, and the input side's backward after the loop (kInputGrad). Included by
+// lstm_backward.cpp.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "blas.h"
+#include "fused.h"
+#include "pointwise.h"
+#include "rows.h"
+
+namespace lstmkit {
+namespace {
+
+// Back through z = LN(xw) g_ih + LN(hw) g_hh + b, for one row: dz (4H) in; dxw, dhw (4H) out;
+// accumulates the gains' and the bias's gradients. st = [mean_ih, rstd_ih, mean_hh, rstd_hh].
+template <typename S>
+inline void projection_ln_backward(int64_t G4, const S* dz, const S* xw, const S* hw, const S* st,
+                                   const S* gih, const S* ghh, S* dxw, S* dhw, S* dgih, S* dghh,
+                                   S* db) {
+  const S mx = st[0], rx = st[1], mh = st[2], rh = st[3];
+  S sx1 = 0, sx2 = 0, sh1 = 0, sh2 = 0;
+#pragma omp simd reduction(+ : sx1, sx2, sh1, sh2)
+  for (int64_t j = 0; j < G4; ++j) {
+    const S xh = (xw[j] - mx) * rx, hh = (hw[j] - mh) * rh;
+    const S gx = dz[j] * gih[j], gh = dz[j] * ghh[j];
+    dgih[j] += dz[j] * xh;
+    dghh[j] += dz[j] * hh;
+    db[j] += dz[j];
+    sx1 += gx;
+    sx2 += gx * xh;
+    sh1 += gh;
+    sh2 += gh * hh;
+  }
+  const S mx1 = sx1 / S(G4), mx2 = sx2 / S(G4), mh1 = sh1 / S(G4), mh2 = sh2 / S(G4);
+#pragma omp simd
+  for (int64_t j = 0; j < G4; ++j) {
+    const S xh = (xw[j] - mx) * rx, hh = (hw[j] - mh) * rh;
+    dxw[j] = rx * (dz[j] * gih[j] - mx1 - xh * mx2);
+    dhw[j] = rh * (dz[j] * ghh[j] - mh1 - hh * mh2);
+  }
+}
+
+// The recurrent half of projection_ln_backward, for a backward that runs the input half after the
+// loop (kInputGrad, see ln_input_backward): dz (4H) in; dhw (4H) out; accumulates g_hh's and the
+// bias's gradients, and of the input half what needs dz element by element: dlih += dz * rstd_ih *
+// mean_ih (its correction term) and *s1x = sum(dz * g_ih).
+template <typename S>
+inline void projection_ln_backward_h(int64_t G4, const S* dz, const S* hw, const S* st, const S* gih,
+                                     const S* ghh, S* dhw, S* dghh, S* db, S* dlih, S* s1x) {
+  const S mh = st[2], rh = st[3], xc = st[0] * st[1];
+  S s1 = 0, s2 = 0, sx = 0;
+#pragma omp simd reduction(+ : s1, s2, sx)
+  for (int64_t j = 0; j < G4; ++j) {
+    const S hh = (hw[j] - mh) * rh, gh = dz[j] * ghh[j];
+    dghh[j] += dz[j] * hh;
+    db[j] += dz[j];
+    dlih[j] += dz[j] * xc;
+    s1 += gh;
+    s2 += gh * hh;
+    sx += dz[j] * gih[j];
+  }
+  *s1x = sx;
+  const S m1 = s1 / S(G4), m2 = s2 / S(G4);
+#pragma omp simd
+  for (int64_t j = 0; j < G4; ++j) dhw[j] = rh * (dz[j] * ghh[j] - m1 - (hw[j] - mh) * rh * m2);
+}
+
+// The input side of layer norm, after the loop (kInputGrad). z = LN(xw) g_ih + ... with xw = x W^T
+// (W = W_ih (4H, I)); per row r, with u = dz * g_ih, xhat = (xw - mean) * rstd and G = 4H:
+//   dxw = rstd * (u - m1 - xhat * m2),  m1 = sum(u) / G,  m2 = sum(u * xhat) / G.
+// xw is not kept: every term is rewritten through x, so that all that is read of the rows is dz
+// ((T, N, 4H), written by the loop) and x. sum(u) comes from the loop (s1x). With V = dz diag(g_ih) W
+// (TN, I) (the product dx needs anyway), sum(u * xw) = V . x, hence m2; then
+//   dx    = dxw W = rstd * (V - m1 cs - m2 rstd (x W^T W - mean cs)),           cs = 1^T W
+//   dW    = dxw^T x = diag(g_ih) A - 1 beta^T - W C + 1 gamma^T,                A = dz^T (rstd x)
+//   dg_ih = sum_r dz * xhat = rowsum(W * A) - dz^T (rstd mean)  (the last term from the loop, in dlih)
+// with beta = sum_r rstd m1 x, C = x^T diag(c) x, gamma = sum_r c mean x, c = rstd^2 m2.
+// The two products over all rows, A and V, have the shapes of the dW_ih and dx products they replace.
+template <typename S>
+void ln_input_backward(const LstmBackward<S>& b, const S* dz, const S* s1x, S* dlih) {
+  const LstmForward<S>& a = b.f;
+  const LstmConfig& k = a.cfg;
+  const int64_t T = k.T, N = k.N, I = k.I, G4 = 4 * k.H, TN = T * N;
+  const S* W = a.w_ih;
+  const S* gih = a.ln_ih;
+  // per-row statistics of xw; padding rows (dz zero there) get zeros, never their unwritten stats
+  std::vector<S> mean(TN, S(0)), rstd(TN, S(0));
+  for (int64_t r = 0; r < TN; ++r) {
+    if (!valid(a.lengths, r / N, r % N)) continue;
+    mean[r] = a.stats[r * 6];
+    rstd[r] = a.stats[r * 6 + 1];
+  }
+  // one pass over dz: A = dz^T (rstd x) (4H, I) and V = dz diag(g_ih) W (TN, I)
+  const bool want_a = b.dw_ih || dlih, want_v = b.dx || b.dw_ih;
+  std::vector<S> A(want_a ? size_t(G4 * I) : 0), Wg(want_v ? size_t(G4 * I) : 0);
+  S* XS = want_a ? scratch<S>(4, TN * I) : nullptr;
+  S* V = want_v ? scratch<S>(5, TN * I) : nullptr;
+  if (want_a) {
+    for (int64_t r = 0; r < TN; ++r) {
+      const S* xr = a.x + r * I;
+      S* d = XS + r * I;
+      for (int64_t l = 0; l < I; ++l) d[l] = rstd[r] * xr[l];
+    }
+  }
+  if (want_v) {
+    for (int64_t j = 0; j < G4; ++j)
+      for (int64_t l = 0; l < I; ++l) Wg[j * I + l] = gih[j] * W[j * I + l];
+  }
+  if (want_a) rows_pass<S>(TN, G4, dz, Wg.data(), I, V, XS, I, A.data());
+  else if (want_v) project_rows<S>(false, TN, G4, I, dz, Wg.data(), V);
+  if (dlih) {
+    for (int64_t j = 0; j < G4; ++j) {
+      S sum = 0;
+      for (int64_t l = 0; l < I; ++l) sum += W[j * I + l] * A[j * I + l];
+      dlih[j] = sum - dlih[j];
+    }
+  }
+  if (!want_v) return;
+  std::vector<S> cs(b.dx ? size_t(I) : 0, S(0));  // column sums of W (dx only)
+  S* XG = nullptr;  // (TN, I) x W^T W
+  if (b.dx) {
+    for (int64_t j = 0; j < G4; ++j)
+      for (int64_t l = 0; l < I; ++l) cs[l] += W[j * I + l];
+    std::vector<S> gram(size_t(I * I));
+    gemm<S>(true, false, I, I, G4, S(1), W, I, W, I, S(0), gram.data(), I);
+    XG = scratch<S>(4, TN * I);
+    gemm<S>(false, false, TN, I, I, S(1), a.x, I, gram.data(), I, S(0), XG, I);
+  }
+  // one pass over the rows, split over the threads: m1, m2, then the row of dx and, for dW, the
+  // row c x of C's product and the per-thread sums beta, gamma
+  S* XC = b.dw_ih ? scratch<S>(7, TN * I) : nullptr;  // rows c_r x_r
+  const int nth = int(std::max<int64_t>(1, std::min<int64_t>(num_threads(), TN / 64)));
+  const int64_t stride = 2 * I + 16;  // apart by a cache line at least: no false sharing
+  std::vector<S> sums(size_t(nth * stride), S(0));  // per thread [beta | gamma]
+  for_each_block(nth, TN, [&](int tid, Block blk) {
+    S* beta = sums.data() + tid * stride;
+    S* gamma = beta + I;
+    for (int64_t r = blk.r0; r < blk.r1; ++r) {
+      S* dxr = b.dx ? b.dx + r * I : nullptr;
+      S* xc = XC ? XC + r * I : nullptr;
+      if (rstd[r] == S(0)) {  // padding
+        if (dxr) zero(dxr, I);
+        if (xc) zero(xc, I);
+        continue;
+      }
+      const S* v = V + r * I;
+      const S* xr = a.x + r * I;
+      S p = 0;
+#pragma omp simd reduction(+ : p)
+      for (int64_t l = 0; l < I; ++l) p += v[l] * xr[l];
+      const S rs = rstd[r], mu = mean[r], m1 = s1x[r] / S(G4), m2 = rs * (p - mu * s1x[r]) / S(G4);
+      if (dxr) {  // dx = rstd (V - m1 cs - m2 rstd (x W^T W - mean cs))
+        const S* xg = XG + r * I;
+        const S q = m2 * rs;
+#pragma omp simd
+        for (int64_t l = 0; l < I; ++l) dxr[l] = rs * (v[l] - m1 * cs[l] - q * (xg[l] - mu * cs[l]));
+      }
+      if (xc) {
+        const S c = rs * rs * m2, bm = rs * m1, gm = c * mu;
+#pragma omp simd
+        for (int64_t l = 0; l < I; ++l) {
+          xc[l] = c * xr[l];
+          beta[l] += bm * xr[l];
+          gamma[l] += gm * xr[l];
+        }
+      }
+    }
+  });
+  if (b.dw_ih) {  // dW = diag(g_ih) A - 1 beta^T - W C + 1 gamma^T
+    std::vector<S> beta(size_t(I), S(0)), gamma(size_t(I), S(0)), C(size_t(I * I));
+    for (int t = 0; t < nth; ++t)
+      for (int64_t l = 0; l < I; ++l) {
+        beta[l] += sums[t * stride + l];
+        gamma[l] += sums[t * stride + I + l];
+      }
+    gemm<S>(true, false, I, I, TN, S(1), a.x, I, XC, I, S(0), C.data(), I);
+    gemm<S>(false, false, G4, I, I, S(1), W, I, C.data(), I, S(0), b.dw_ih, I);  // W C
+    for (int64_t j = 0; j < G4; ++j) {
+      S* d = b.dw_ih + j * I;
+      const S* Aj = A.data() + j * I;
+      for (int64_t l = 0; l < I; ++l) d[l] = gih[j] * Aj[l] - beta[l] - d[l] + gamma[l];
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lstmkit

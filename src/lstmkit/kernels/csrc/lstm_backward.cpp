@@ -1,0 +1,254 @@
+// The LSTM backward through time declared in fused.h, mirroring lstm_forward.cpp: per step only the
+// products with the packed recurrent weights stay in the loop (one block of rows per thread); the
+// weight, bias and input gradients are single GEMMs over all T*N rows afterwards.
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "blas.h"
+#include "fused.h"
+#include "pointwise.h"
+#include "rows.h"
+#include "layer_norm.h"
+#include "lstm_cell.h"
+
+namespace lstmkit {
+namespace {
+
+// Per-thread accumulators of the parameter gradients that are sums over rows.
+template <typename S>
+struct Acc {
+  S* db;    // (4H)
+  S* dpp;   // (3H)
+  S* dlih;  // (4H)
+  S* dlhh;  // (4H)
+  S* dlcw;  // (H)
+  S* dlcb;  // (H)
+  static int64_t size(int64_t H) { return 17 * H; }
+  Acc(S* base, int64_t H)
+      : db(base), dpp(base + 4 * H), dlih(base + 7 * H), dlhh(base + 11 * H), dlcw(base + 15 * H),
+        dlcb(base + 16 * H) {}
+};
+
+template <typename S>
+struct BackBuffers {
+  S* dzh;    // (T, N, 4H) the W_hh-side pre-activation gradients (== dxw without layer norm)
+  S* dxw;    // (T, N, 4H) the W_ih-side ones (layer norm; with kInputGrad, dz itself)
+  S* dzifo;  // (T, N, 3H) gate-recurrence operand [dz_i; dz_f; dz_o], or null
+  S* dhnew;  // (T, N, P) dL/d(projected h_t before zoneout), or null without projection
+  S* s1x;    // (T, N) sum(dz * g_ih) per row (ln_input_after_loop), or null
+};
+
+template <typename S>
+void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk, const PackedB<S>& whh,
+                   const PackedB<S>* whr, const PackedB<S>* wgr, Acc<S> acc) {
+  const LstmForward<S>& a = b.f;
+  const LstmConfig& k = a.cfg;
+  const int64_t T = k.T, N = k.N, H = k.H, P = k.P, G4 = 4 * H, H3 = 3 * H;
+  const int64_t r0 = blk.r0, rows = blk.r1 - blk.r0;
+  if (rows <= 0) return;
+  const bool ln = k.flags & kLayerNorm, fgr = k.flags & kGateRecurrence, proj = a.w_hr != nullptr;
+  const bool post_x = ln_input_after_loop(k);  // dz itself goes to w.dxw
+  const bool any_trace = b.dgates != nullptr || b.dc_trace != nullptr;
+  const bool fast = fast_path<S>(k) && a.zone_c == nullptr && !any_trace;
+  const bool peep = a.w_peep != nullptr, coupled = k.flags & kCoupled;
+
+  S* dh = b.dh0 + r0 * P;  // running dL/dh_t, then dL/dh0 (rows, P)
+  S* dc = b.dc0 + r0 * H;  // running dL/dc_t, then dL/dc0 (rows, H)
+  if (b.dh_n != nullptr) std::memcpy(dh, b.dh_n + r0 * P, sizeof(S) * rows * P);
+  else zero(dh, rows * P);
+  if (b.dc_n != nullptr) std::memcpy(dc, b.dc_n + r0 * H, sizeof(S) * rows * H);
+  else zero(dc, rows * H);
+
+  S* sbuf = scratch<S>(4, rows * (P + P + H3 + G4) + 7 * H);
+  S* dhn_own = sbuf;                 // (rows, P) dL/dh_new when there is no projection buffer
+  S* rec = dhn_own + rows * P;       // (rows, P) dz W_hh
+  S* da = rec + rows * P;            // (rows, 3H) dL/d[i; f; o]_t from step t + 1
+  S* dm_buf = da + rows * H3;        // (rows, 4H) dL/dm (projection) or the LN row dz
+  S* y = dm_buf + rows * G4;         // (H, H, H, 4H) temporaries of cell_backward
+  S* chat = y + H;
+  S* dcn = chat + H;
+  S* dzrow = dcn + H;
+  if (fgr) zero(da, rows * H3);
+  const int64_t chunk = std::min(rows, whh.chunk_rows());
+  const int64_t nch = (rows + chunk - 1) / chunk;
+  // With layer norm, the chunk's dxw goes to a warm buffer and is streamed out to w.dxw (read only
+  // by the GEMMs after the loop) with non-temporal stores.
+  const bool stream = ln;
+  S* dxw_step = stream ? scratch<S>(7, ((rows + nch - 1) / nch) * G4) : nullptr;
+  // So does the chunk's dzh (all options), after its product with W_hh has read it from L1.
+  S* dzh_step = scratch<S>(5, ((rows + nch - 1) / nch) * G4);
+
+  for (int64_t t = T - 1; t >= 0; --t) {
+    // dL/dh_t = carried + dy_t; split by zoneout into the new value's share and h_{t-1}'s share
+    S* dhnew = proj ? w.dhnew + (t * N + r0) * P : dhn_own;
+    for (int64_t n = r0; n < blk.r1; ++n) {
+      const int64_t row = t * N + n, rr = n - r0;
+      S* dhn = dhnew + rr * P;
+      if (!valid(a.lengths, t, n)) {
+        zero(dhn, P);
+        continue;
+      }
+      S* dht = dh + rr * P;
+      if (b.dy != nullptr) {
+        const S* d = b.dy + row * P;
+#pragma omp simd
+        for (int64_t j = 0; j < P; ++j) dht[j] += d[j];
+      }
+      if (a.zone_h != nullptr) {
+        const S* kh = a.zone_h + row * P;
+#pragma omp simd
+        for (int64_t j = 0; j < P; ++j) dhn[j] = (S(1) - kh[j]) * dht[j];
+      } else {
+        std::memcpy(dhn, dht, sizeof(S) * P);
+      }
+      if (b.dc_trace != nullptr) {  // the c trace is c_t after zoneout
+        const S* d = b.dc_trace + row * H;
+        S* dcr = dc + rr * H;
+#pragma omp simd
+        for (int64_t j = 0; j < H; ++j) dcr[j] += d[j];
+      }
+    }
+    const S* dm = dhnew;  // (rows, H): dL/dm, m = o * act(c)
+    if (proj) {
+      whr->mul(rows, dhnew, P, dm_buf, H, false);  // dm = dh_new W_hr
+      dm = dm_buf;
+    }
+
+    // in chunks: the chunk's pointwise pass, then at once its dz W_hh (dz still in L1)
+    for (int64_t q = 0, c0 = r0; q < nch; ++q) {
+      const int64_t cr = rows / nch + (q < rows % nch ? 1 : 0);  // rows [c0, c0 + cr)
+      for (int64_t n = c0; n < c0 + cr; ++n) {
+        const int64_t row = t * N + n, rr = n - r0;
+        S* dzh = dzh_step ? dzh_step + (n - c0) * G4 : w.dzh + row * G4;
+        if (!valid(a.lengths, t, n)) {
+          zero(dzh, G4);
+          if (ln) zero(dxw_step + (n - c0) * G4, G4);
+          if (post_x) w.s1x[row] = S(0);
+          if (fgr) zero(w.dzifo + row * H3, H3);
+          continue;
+        }
+        const S* gt = a.gates + row * G4;
+        const S* cp = t == 0 ? a.c0 + n * H : a.c + (row - N) * H;
+        const S* cn = a.c_new + row * H;
+        S* dxw = ln ? dxw_step + (n - c0) * G4 : nullptr;
+        S* dz = post_x ? dxw : ln ? dzrow : dzh;
+        const S* st = ln ? a.stats + row * 6 : nullptr;
+        if constexpr (sizeof(S) == 4) if (fast) {
+#define LSTMKIT_BWD(PE, CO, LN)                                                                    \
+    cell_backward_fast<S, PE, CO, LN>(H, gt, cp, cn, a.w_peep, dm + rr * H, dc + rr * H, dz, acc.dpp, \
+                                      a.ln_cw, a.ln_cb, st ? st + 4 : nullptr, acc.dlcw, acc.dlcb, y, chat)
+          if (ln) {
+            if (peep) coupled ? LSTMKIT_BWD(true, true, true) : LSTMKIT_BWD(true, false, true);
+            else coupled ? LSTMKIT_BWD(false, true, true) : LSTMKIT_BWD(false, false, true);
+          } else {
+            if (peep) coupled ? LSTMKIT_BWD(true, true, false) : LSTMKIT_BWD(true, false, false);
+            else coupled ? LSTMKIT_BWD(false, true, false) : LSTMKIT_BWD(false, false, false);
+          }
+#undef LSTMKIT_BWD
+        }
+        if (!fast) {
+          cell_backward<S>(k, gt, cp, cn, a.zone_c ? a.zone_c + row * H : nullptr, a.w_peep, a.ln_cw,
+                           a.ln_cb, st ? st + 4 : nullptr, dm + rr * H, dc + rr * H, dz,
+                           fgr ? da + rr * H3 : nullptr, b.dgates ? b.dgates + row * G4 : nullptr,
+                           acc.dpp, acc.dlcw, acc.dlcb, y, chat, dcn);
+        }
+        if (post_x) {
+          projection_ln_backward_h<S>(G4, dz, a.hw + row * G4, st, a.ln_ih, a.ln_hh, dzh, acc.dlhh,
+                                      acc.db, acc.dlih, w.s1x + row);
+        } else if (ln) {
+          projection_ln_backward<S>(G4, dz, a.xw + row * G4, a.hw + row * G4, st, a.ln_ih, a.ln_hh,
+                                    dxw, dzh, acc.dlih, acc.dlhh, acc.db);
+        } else {
+          S* db = acc.db;
+#pragma omp simd
+          for (int64_t j = 0; j < G4; ++j) db[j] += dz[j];
+        }
+        if (fgr) {
+          S* d = w.dzifo + row * H3;
+          std::memcpy(d, dz, sizeof(S) * 2 * H);
+          std::memcpy(d + 2 * H, dz + 3 * H, sizeof(S) * H);
+        }
+      }
+
+      if (stream) stream_copy(w.dxw + (t * N + c0) * G4, dxw_step, cr * G4);
+      // dL/dh_{t-1} = zoneout share + (dz W_hh) * mask
+      whh.mul(cr, dzh_step ? dzh_step : w.dzh + (t * N + c0) * G4, G4, rec + (c0 - r0) * P, P, false);
+      if (dzh_step) stream_copy(w.dzh + (t * N + c0) * G4, dzh_step, cr * G4);
+      for (int64_t n = c0; n < c0 + cr; ++n) {
+        if (!valid(a.lengths, t, n)) continue;  // padding: dL/dh carried unchanged
+        const int64_t rr = n - r0;
+        S* dht = dh + rr * P;
+        const S* r = rec + rr * P;
+        const S* kh = a.zone_h ? a.zone_h + (t * N + n) * P : nullptr;
+        const S* mk = a.rec_mask ? a.rec_mask + n * P : nullptr;
+#pragma omp simd
+        for (int64_t j = 0; j < P; ++j)
+          dht[j] = (kh ? kh[j] * dht[j] : S(0)) + (mk ? r[j] * mk[j] : r[j]);
+      }
+      if (fgr) {  // dL/da_{t-1}
+        wgr->mul(cr, w.dzifo + (t * N + c0) * H3, H3, da + (c0 - r0) * H3, H3, false);
+      }
+      c0 += cr;
+    }
+  }
+  stream_fence();
+}
+
+}  // namespace
+
+template <typename S>
+void lstm_backward(const LstmBackward<S>& b) {
+  const LstmForward<S>& a = b.f;
+  const LstmConfig& k = a.cfg;
+  const int64_t T = k.T, N = k.N, I = k.I, H = k.H, P = k.P, G4 = 4 * H, H3 = 3 * H;
+  const bool ln = k.flags & kLayerNorm, fgr = k.flags & kGateRecurrence, proj = a.w_hr != nullptr;
+  BackBuffers<S> w;
+  w.dzh = scratch<S>(0, T * N * G4);
+  w.dxw = ln ? scratch<S>(1, T * N * G4) : w.dzh;
+  w.dzifo = fgr ? scratch<S>(2, T * N * H3) : nullptr;
+  w.dhnew = proj ? scratch<S>(3, T * N * P) : nullptr;
+  w.s1x = ln_input_after_loop(k) ? scratch<S>(6, T * N) : nullptr;
+
+  const int nth = threads_for(N);
+  const int64_t max_rows = (N + nth - 1) / nth;
+  PackedB<S> whh(false, G4, P, a.w_hh, P, max_rows);  // dz (rows, 4H) . W_hh
+  std::unique_ptr<PackedB<S>> whr, wgr;
+  if (proj) whr.reset(new PackedB<S>(false, P, H, a.w_hr, H, max_rows));
+  if (fgr) wgr.reset(new PackedB<S>(false, H3, H3, a.w_gr, H3, max_rows));
+  std::vector<S> accs(size_t(nth) * Acc<S>::size(H), S(0));
+  for_each_block(nth, N, [&](int tid, Block blk) {
+    backward_rows<S>(b, w, blk, whh, whr.get(), wgr.get(), Acc<S>(accs.data() + tid * Acc<S>::size(H), H));
+  });
+  // sums over rows, then the large GEMMs over all T*N rows
+  for (int tid = 1; tid < nth; ++tid)
+    for (int64_t j = 0; j < Acc<S>::size(H); ++j) accs[j] += accs[tid * Acc<S>::size(H) + j];
+  Acc<S> acc(accs.data(), H);
+  if (b.dbias) std::memcpy(b.dbias, acc.db, sizeof(S) * G4);
+  if (b.dw_peep) std::memcpy(b.dw_peep, acc.dpp, sizeof(S) * H3);
+  if (b.dln_ih) std::memcpy(b.dln_ih, acc.dlih, sizeof(S) * G4);
+  if (b.dln_hh) std::memcpy(b.dln_hh, acc.dlhh, sizeof(S) * G4);
+  if (b.dln_cw) std::memcpy(b.dln_cw, acc.dlcw, sizeof(S) * H);
+  if (b.dln_cb) std::memcpy(b.dln_cb, acc.dlcb, sizeof(S) * H);
+  const int64_t TN = T * N;
+  if (b.dw_hh) {  // dW_hh = dz^T (4H, TN) . h_in (TN, P)
+    const S* hin = a.rec_mask ? a.h_in : a.h_all;
+    gemm<S>(true, false, G4, P, TN, S(1), w.dzh, G4, hin, P, S(0), b.dw_hh, P);
+  }
+  if (ln_input_after_loop(k)) {  // w.dxw holds dz
+    ln_input_backward<S>(b, w.dxw, w.s1x, b.dln_ih);  // b.dln_ih holds the loop's correction term
+  } else {
+    // dW_ih = dxw^T x and dx = dxw W_ih, in one pass over dxw
+    if (b.dw_ih) rows_pass<S>(TN, G4, w.dxw, a.w_ih, I, b.dx, a.x, I, b.dw_ih);
+    else if (b.dx) project_rows<S>(false, TN, G4, I, w.dxw, a.w_ih, b.dx);
+  }
+  if (b.dw_hr) gemm<S>(true, false, P, H, TN, S(1), w.dhnew, P, a.m, H, S(0), b.dw_hr, H);
+  if (b.dw_gr) gemm<S>(true, false, H3, H3, TN, S(1), w.dzifo, H3, a.a, H3, S(0), b.dw_gr, H3);
+}
+
+template void lstm_backward<float>(const LstmBackward<float>&);
+template void lstm_backward<double>(const LstmBackward<double>&);
+
+}  // namespace lstmkit

@@ -1,0 +1,332 @@
+// One row of one LSTM time step, forward and backward: the pointwise part of the fused LSTM kernels
+// (the equations are lstm_step of lstmkit/cells/lstm.py; comments name its symbols). Included by
+// lstm_forward.cpp and lstm_backward.cpp.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "fused.h"
+#include "pointwise.h"
+
+namespace lstmkit {
+namespace {
+
+constexpr double kLnEps = 1e-5;  // cells/lstm.py LN_EPS
+
+// ---- one row of one step, forward ------------------------------------------------------------------
+// z (4H): in, the pre-activations [z_i | z_f | z_g | z_o] without bias and peepholes; out, the
+// activations [i | f | g | o]. cp (H) is c_{t-1}; cn (H) receives c_t; m (H) receives o * act(c_t)
+// (h_t before projection and zoneout).
+
+// Fast path: sigmoid gates, tanh activations, all gates present, no gate recurrence. z = xw + hw + b
+// is formed on the fly (hw = h W_hh^T of this step, in a warm per-thread buffer); with LN (layer
+// norm), from the raw projections xw, hw and their statistics ln_st =
+// [mean_ih, rstd_ih, mean_hh, rstd_hh], and c_t is normalised before the output activation (a second
+// short pass, after the row statistics, which go to ln_st[4], ln_st[5]).
+template <typename S, bool PEEP, bool COUPLED, bool LN, bool XIN = false>
+inline void cell_forward_fast(int64_t H, S* z, const S* b, const S* cp, const S* pp, S* cn, S* m,
+                              const S* xw, const S* hw, const S* gih, const S* ghh, const S* lncw,
+                              const S* lncb, S* ln_st) {
+  S* zi = z;
+  S* zf = z + H;
+  S* zg = z + 2 * H;
+  S* zo = z + 3 * H;
+  S mx = 0, rx = 0, mh = 0, rh = 0;
+  if (LN) {
+    mx = ln_st[0];
+    rx = ln_st[1];
+    mh = ln_st[2];
+    rh = ln_st[3];
+  }
+  // pre-activation of gate q at unit j (z holds x W_ih^T without layer norm, unless XIN: then hw
+  // already holds x W_ih^T + h W_hh^T)
+  auto pre = [&](int64_t q, int64_t j) __attribute__((always_inline)) {
+    const int64_t c = q * H + j;
+    return LN ? (xw[c] - mx) * rx * gih[c] + (hw[c] - mh) * rh * ghh[c] + b[c]
+              : XIN ? hw[c] + b[c] : z[c] + hw[c] + b[c];
+  };
+#pragma omp simd
+  for (int64_t j = 0; j < H; ++j) {
+    const S i = sigm<S>(pre(0, j) + (PEEP ? pp[j] * cp[j] : S(0)));
+    const S f = COUPLED ? S(1) - i : sigm<S>(pre(1, j) + (PEEP ? pp[H + j] * cp[j] : S(0)));
+    const S g = tanhx<S>(pre(2, j));
+    const S c = f * cp[j] + i * g;
+    const S o = sigm<S>(pre(3, j) + (PEEP ? pp[2 * H + j] * c : S(0)));
+    zi[j] = i;
+    zf[j] = f;
+    zg[j] = g;
+    zo[j] = o;
+    cn[j] = c;
+    if (!LN) m[j] = o * tanhx<S>(c);
+  }
+  if (LN) {
+    S mean;
+    const S rstd = layer_norm_stats<S>(cn, H, kLnEps, &mean);
+    ln_st[4] = mean;
+    ln_st[5] = rstd;
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) m[j] = zo[j] * tanhx<S>((cn[j] - mean) * rstd * lncw[j] + lncb[j]);
+  }
+}
+
+// Any options: a few short passes over the row, each one vectorised.
+template <typename S>
+void cell_forward_generic(const LstmConfig& k, S* z, const S* b, const S* cp, const S* pp, const S* R,
+                          const S* lncw, const S* lncb, S* cn, S* m, S* st, S* tmp) {
+  const int64_t H = k.H;
+  S* zi = z;
+  S* zf = z + H;
+  S* zg = z + 2 * H;
+  S* zo = z + 3 * H;
+  if (b != nullptr) {
+#pragma omp simd
+    for (int64_t j = 0; j < 4 * H; ++j) z[j] += b[j];
+  }
+  if (pp != nullptr) {
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) {
+      zi[j] += pp[j] * cp[j];
+      zf[j] += pp[H + j] * cp[j];
+    }
+  }
+  if (R != nullptr) {  // gate recurrence: + W_gr [i; f; o]_{t-1}
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) {
+      zi[j] += R[j];
+      zf[j] += R[H + j];
+      zo[j] += R[2 * H + j];
+    }
+  }
+  if (k.flags & kNoInputGate) fill<S>(zi, S(1), H);
+  else act_apply<S>(k.gate_act, zi, zi, H);
+  if (k.flags & kCoupled) {
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) zf[j] = S(1) - zi[j];
+  } else if (k.flags & kNoForgetGate) {
+    fill<S>(zf, S(1), H);
+  } else {
+    act_apply<S>(k.gate_act, zf, zf, H);
+  }
+  act_apply<S>(k.input_act, zg, zg, H);
+#pragma omp simd
+  for (int64_t j = 0; j < H; ++j) cn[j] = zf[j] * cp[j] + zi[j] * zg[j];
+  if (pp != nullptr) {
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) zo[j] += pp[2 * H + j] * cn[j];
+  }
+  if (k.flags & kNoOutputGate) fill<S>(zo, S(1), H);
+  else act_apply<S>(k.gate_act, zo, zo, H);
+  if (k.flags & kLayerNorm) {  // act(LN(c_t) * w + b)
+    S mean;
+    const S rstd = layer_norm_stats<S>(cn, H, kLnEps, &mean);
+    st[0] = mean;
+    st[1] = rstd;
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) tmp[j] = (cn[j] - mean) * rstd * lncw[j] + lncb[j];
+    act_apply<S>(k.output_act, tmp, tmp, H);
+  } else {
+    act_apply<S>(k.output_act, cn, tmp, H);
+  }
+#pragma omp simd
+  for (int64_t j = 0; j < H; ++j) m[j] = zo[j] * tmp[j];
+}
+
+// The fused single-pass row kernels are compiled for float32 only (the speed path); float64 takes
+// the generic passes, which keeps the build short.
+template <typename S>
+bool fast_path(const LstmConfig& k) {
+  return sizeof(S) == 4 && k.gate_act == kSigmoid && k.input_act == kTanh && k.output_act == kTanh &&
+         !(k.flags & (kNoInputGate | kNoForgetGate | kNoOutputGate | kGateRecurrence));
+}
+
+// ---- one row of one step, backward -----------------------------------------------------------------
+// In: the saved activations gt [i | f | g | o], c_{t-1} cp, c_t before zoneout cn, dm = dL/dm,
+// dc = dL/dc_t (after zoneout, from step t + 1 and the trace), da = dL/d[i; f; o]_t from the gate
+// recurrence of step t + 1, dgt = trace gradients of [i | f | g | o] (4H) or null. Out: dz (4H) =
+// dL/dz (pre-activations), dc = dL/dc_{t-1} (this step's share). Accumulates the peephole and
+// cell-LayerNorm parameter gradients.
+template <typename S>
+void cell_backward(const LstmConfig& k, const S* gt, const S* cp, const S* cn, const S* kc,
+                   const S* pp, const S* lncw, const S* lncb, const S* st, const S* dm, S* dc, S* dz,
+                   const S* da, const S* dgt, S* dpp, S* dlncw, S* dlncb, S* y, S* chat,
+                   S* dcn) {
+  const int64_t H = k.H;
+  const S* i = gt;
+  const S* f = gt + H;
+  const S* g = gt + 2 * H;
+  const S* o = gt + 3 * H;
+  S* dzi = dz;
+  S* dzf = dz + H;
+  S* dzg = dz + 2 * H;
+  S* dzo = dz + 3 * H;
+  const bool ln = k.flags & kLayerNorm;
+  const S mean = ln ? st[0] : S(0), rstd = ln ? st[1] : S(1);
+  // y = act(c_hat), c_hat = LN(c_t) w + b or c_t
+  if (ln) {
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) {
+      chat[j] = (cn[j] - mean) * rstd;
+      y[j] = chat[j] * lncw[j] + lncb[j];
+    }
+    act_apply<S>(k.output_act, y, y, H);
+  } else {
+    act_apply<S>(k.output_act, cn, y, H);
+  }
+  // m = o * y
+#pragma omp simd
+  for (int64_t j = 0; j < H; ++j) {
+    dzo[j] = dm[j] * y[j];
+    dcn[j] = dm[j] * o[j];
+  }
+  act_grad_mul<S>(k.output_act, y, dcn, H);
+  if (ln) {
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) {
+      dlncw[j] += dcn[j] * chat[j];
+      dlncb[j] += dcn[j];
+      dcn[j] *= lncw[j];
+    }
+    layer_norm_row_backward<S>(dcn, chat, rstd, dcn, H);
+  }
+  // the carried cell state: c_t = k c_{t-1} + (1 - k) cn
+  if (kc != nullptr) {
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) dcn[j] += (S(1) - kc[j]) * dc[j];
+  } else {
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) dcn[j] += dc[j];
+  }
+  // output gate (after c_t: its peephole sees c_t)
+  if (dgt != nullptr) {  // trace gradient of o
+    const S* d = dgt + 3 * H;
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) dzo[j] += d[j];
+  }
+  if (da != nullptr) {
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) dzo[j] += da[2 * H + j];
+  }
+  if (k.flags & kNoOutputGate) zero(dzo, H);
+  else act_grad_mul<S>(k.gate_act, o, dzo, H);
+  if (pp != nullptr) {
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) {
+      dcn[j] += dzo[j] * pp[2 * H + j];
+      dpp[2 * H + j] += dzo[j] * cn[j];
+    }
+  }
+  // c_t = f c_{t-1} + i g
+#pragma omp simd
+  for (int64_t j = 0; j < H; ++j) {
+    dzi[j] = dcn[j] * g[j];
+    dzf[j] = dcn[j] * cp[j];
+    dzg[j] = dcn[j] * i[j];
+    dc[j] = dcn[j] * f[j] + (kc != nullptr ? kc[j] * dc[j] : S(0));
+  }
+  for (int q = 0; q < 3; ++q) {  // trace gradients of i, f, g
+    if (dgt == nullptr) break;
+    const S* d = dgt + q * H;
+    S* dst = dz + q * H;
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) dst[j] += d[j];
+  }
+  if (da != nullptr) {
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) {
+      dzi[j] += da[j];
+      dzf[j] += da[H + j];
+    }
+  }
+  if (k.flags & kCoupled) {  // f = 1 - i
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) dzi[j] -= dzf[j];
+  }
+  if (k.flags & kNoInputGate) zero(dzi, H);
+  else act_grad_mul<S>(k.gate_act, i, dzi, H);
+  if (k.flags & (kCoupled | kNoForgetGate)) zero(dzf, H);
+  else act_grad_mul<S>(k.gate_act, f, dzf, H);
+  act_grad_mul<S>(k.input_act, g, dzg, H);
+  if (pp != nullptr) {
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) {
+      dc[j] += dzi[j] * pp[j] + dzf[j] * pp[H + j];
+      dpp[j] += dzi[j] * cp[j];
+      dpp[H + j] += dzf[j] * cp[j];
+    }
+  }
+}
+
+// Fast path of cell_backward (the conditions of cell_forward_fast, and no trace or zoneout on c).
+// tmp, tmp2: (H) scratch, used with LNC.
+template <typename S, bool PEEP, bool COUPLED, bool LNC>
+inline void cell_backward_fast(int64_t H, const S* gt, const S* cp, const S* cn, const S* pp,
+                               const S* dm, S* dc, S* dz, S* dpp, const S* lncw, const S* lncb,
+                               const S* st, S* dlncw, S* dlncb, S* tmp, S* tmp2) {
+  const S* gi = gt;
+  const S* gf = gt + H;
+  const S* gg = gt + 2 * H;
+  const S* go = gt + 3 * H;
+  S mean = 0, rstd = 1, m1 = 0, m2 = 0;
+  if (LNC) {  // y = tanh(chat w + b), chat = LN(c_t): dL/dchat needs two row means first
+    mean = st[0];
+    rstd = st[1];
+    S s1 = 0, s2 = 0;
+#pragma omp simd reduction(+ : s1, s2)
+    for (int64_t j = 0; j < H; ++j) {
+      const S chat = (cn[j] - mean) * rstd;
+      const S y = tanhx<S>(chat * lncw[j] + lncb[j]);
+      const S g = dm[j] * go[j] * (S(1) - y * y);
+      dlncw[j] += g * chat;
+      dlncb[j] += g;
+      const S gw = g * lncw[j];
+      tmp[j] = y;
+      tmp2[j] = gw;
+      s1 += gw;
+      s2 += gw * chat;
+    }
+    m1 = s1 / S(H);
+    m2 = s2 / S(H);
+  }
+#pragma omp simd
+  for (int64_t j = 0; j < H; ++j) {
+    const S i = gi[j], f = gf[j], g = gg[j], o = go[j];
+    S y, dcn;
+    if (LNC) {
+      y = tmp[j];
+      dcn = rstd * (tmp2[j] - m1 - (cn[j] - mean) * rstd * m2) + dc[j];
+    } else {
+      y = tanhx<S>(cn[j]);
+      dcn = dm[j] * o * (S(1) - y * y) + dc[j];
+    }
+    const S dzo = dm[j] * y * o * (S(1) - o);
+    if (PEEP) dcn += dzo * pp[2 * H + j];
+    S di = dcn * g;
+    const S df = dcn * cp[j];
+    S dcp = dcn * f;
+    S dzi, dzf;
+    if (COUPLED) {
+      di -= df;
+      dzi = di * i * (S(1) - i);
+      dzf = S(0);
+    } else {
+      dzi = di * i * (S(1) - i);
+      dzf = df * f * (S(1) - f);
+    }
+    const S dzg = dcn * i * (S(1) - g * g);
+    if (PEEP) {
+      dcp += dzi * pp[j] + dzf * pp[H + j];
+      dpp[j] += dzi * cp[j];
+      dpp[H + j] += dzf * cp[j];
+      dpp[2 * H + j] += dzo * cn[j];
+    }
+    dz[j] = dzi;
+    dz[H + j] = dzf;
+    dz[2 * H + j] = dzg;
+    dz[3 * H + j] = dzo;
+    dc[j] = dcp;
+  }
+}
+
+}  // namespace
+}  // namespace lstmkit

@@ -1,0 +1,100 @@
+"""The ISA layer: the instruction set is chosen from the CPU (LSTMKIT_ISA overrides), every ISA this
+machine runs is built and checked fused against reference (outputs and gradients), the GEMM path is
+chosen by measurement, and the build needs no OpenMP."""
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import pytest
+import torch
+
+from lstmkit.cells.lstm import LSTMOptions, PRESETS
+from lstmkit.kernels import build, fused
+
+from .helpers import check_against, lstm_case, needs_fused
+from .test_fused_build import run_python
+
+
+def test_isa_selection_and_override(monkeypatch):
+    runs = build.cpu_isas()
+    assert runs[-1] == "portable" and set(runs) <= set(build.ISAS)
+    monkeypatch.delenv("LSTMKIT_ISA", raising=False)
+    assert build.selected_isa() == runs[0]
+    monkeypatch.setenv("LSTMKIT_ISA", "portable")
+    assert build.selected_isa() == "portable"
+    monkeypatch.setenv("LSTMKIT_ISA", "sse9")
+    with pytest.raises(ValueError, match="LSTMKIT_ISA must be one of auto, avx512, avx2, portable; got 'sse9'"):
+        build.selected_isa()
+    missing = [i for i in build.ISAS if i not in runs]
+    if missing:
+        monkeypatch.setenv("LSTMKIT_ISA", missing[0])
+        with pytest.raises(ValueError, match="this CPU runs only"):
+            build.selected_isa()
+
+
+def test_each_isa_builds_into_its_own_folder_without_openmp(monkeypatch):
+    monkeypatch.delenv("LSTMKIT_ISA", raising=False)
+    dirs = {isa: build.library_dir(isa) for isa in build.ISAS}
+    assert len(set(dirs.values())) == len(build.ISAS)
+    for isa in build.ISAS:
+        flags = build.compiler_flags(isa)
+        assert not any(f == "-fopenmp" or f.startswith("-fopenmp=") for f in flags)
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        assert "-mno-avx" in build.compiler_flags("portable")  # AVX (and AVX2, FMA) off at compile time
+        assert "-mno-avx512f" in build.compiler_flags("avx2")
+
+
+@needs_fused
+def test_the_library_is_the_selected_isa_and_links_no_openmp():
+    info = fused.build_info()
+    assert info["isa"] == build.selected_isa() == torch.ops.lstmkit.isa()
+    assert info["blas"].startswith(info["isa"] + ": ")
+    assert b"libgomp" not in Path(info["path"]).read_bytes()  # threads come from torch's pool
+
+
+ISA_CHECK = """
+    import json, torch
+    from lstmkit.cells.lstm import PRESETS, LSTMOptions
+    from lstmkit.kernels import fused
+    from tests.kernels.helpers import check_against, gru_case, lstm_case
+    for own in ("0", "64"):  # the BLAS and lstmkit's kernel for the per-step products
+        import os; os.environ["LSTMKIT_OWN_GEMM_ROWS"] = own
+        check_against(lstm_case(PRESETS["V"], torch.float32, N=7, H=20, lengths=[5, 1, 2, 3, 4, 5, 5]))
+        check_against(lstm_case(LSTMOptions(layer_norm=True), torch.float32, N=3, H=20))
+        check_against(gru_case(torch.float32, N=7, H=20))
+    print(json.dumps({"isa": torch.ops.lstmkit.isa(), "info": fused.build_info()}))
+"""
+
+
+@pytest.mark.parametrize("isa", build.ISAS)
+def test_each_isa_path_matches_the_reference(isa, request):
+    """One small float32 configuration per ISA the CPU runs, on both GEMM paths. The machine's own
+    ISA is the cached build (quick); the others need a build of their own (slow)."""
+    if isa not in build.cpu_isas():
+        pytest.skip(f"this CPU does not run {isa}")
+    if isa != build.selected_isa() and not request.config.getoption("--run-slow"):
+        pytest.skip("builds another ISA's library: run with --run-slow")
+    if isa == build.selected_isa() and not fused.available():
+        pytest.skip("fused kernels not built here")
+    res = run_python(ISA_CHECK, LSTMKIT_ISA=isa)
+    assert res["isa"] == isa and res["info"]["error"] is None
+
+
+@needs_fused
+def test_gemm_crossover_is_measured_and_applied():
+    plan = fused.build_info()["gemm"]
+    assert len(plan["cols"]) == len(plan["rows"]) >= 1 and all(r >= 1 for r in plan["rows"])
+    ops = torch.ops.lstmkit
+    try:
+        ops.set_own_rows([256], [0])
+        assert "kernel" not in ops.info()
+        case = lstm_case(PRESETS["V"], torch.float32, N=8, H=40, lengths=[5, 4, 5, 3, 5, 1, 2, 5])
+        check_against(case)
+        ops.set_own_rows([256], [1 << 30])
+        assert "kernel up to any number of rows" in ops.info()
+        check_against(case)
+        check_against(lstm_case(LSTMOptions(layer_norm=True, peephole=True), torch.float32, N=13, H=24))
+    finally:
+        ops.set_own_rows(plan["cols"], plan["rows"])
+    assert ops.gemm_seconds(3, 16, 32, True, 1) > 0 and ops.gemm_seconds(3, 16, 32, False, 1) > 0
