@@ -46,7 +46,7 @@ FORWARD_ERRORS = [
     ("h0-device", lstm, lambda m: m(X, (torch.empty(4, N, H, device="meta"), S(4, N, H))),
      ValueError, r"^LSTM: expected h_0 on device cpu .*got meta"),
     ("empty", lstm, lambda m: m(torch.randn(0, N, I)), ValueError,
-     r"^LSTM: expected a non-empty sequence batch, got tensor of shape \(0, 4, 3\)"),
+     r"^LSTM: expected a sequence length L >= 1, got tensor of shape \(0, 4, 3\)"),
     ("h0-shape", lstm, lambda m: m(X, (S(4, N, H + 1), S(4, N, H))), ValueError,
      r"^LSTM: expected h_0 of shape \(4, 4, 5\) .*got tensor of shape \(4, 4, 6\)"),
     ("c0-shape", lstm, lambda m: m(X, (S(4, N, H), S(2, N, H))), ValueError,

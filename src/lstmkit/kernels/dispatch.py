@@ -26,7 +26,9 @@ import contextlib
 import contextvars
 import os
 import warnings
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional, Union
+
+import torch
 
 from . import reference
 
@@ -55,6 +57,24 @@ def get_backend() -> str:
     process-wide default."""
     override = _override.get()
     return _check(override if override is not None else _state["backend"])
+
+
+@torch.compiler.assume_constant_result
+def _traced_backend() -> str:
+    """get_backend() as a constant of a traced graph (torch.compile / export): the backend is
+    fixed when the graph is traced, as torch's own cuDNN / oneDNN choices are."""
+    return get_backend()
+
+
+def _onnx_export() -> bool:
+    import torch.onnx
+
+    return torch.onnx.is_in_onnx_export()
+
+
+@torch.compiler.assume_constant_result
+def _traced_fused_available() -> bool:
+    return fused_available()
 
 
 @contextlib.contextmanager
@@ -100,37 +120,48 @@ def _fused_error() -> str:
 #   (0.25). Hence ``auto`` takes the fused kernel for every call with lengths, where it is built.
 
 
-def select(owner: str, native_ok: bool, why_not_native: str, fused_ok: bool = True,
-           packed: bool = False) -> str:
+def select(owner: str, native_ok: bool, why_not_native: Union[str, Callable[[], str]],
+           fused_ok: bool = True, packed: bool = False, dtype_note: str = "") -> str:
     """Choose the backend for one forward call.
 
     Args:
         owner: the layer's class name, for messages.
         native_ok: whether torch's kernel computes exactly this call (vanilla math, no trace...).
-        why_not_native: what stops native, for the error when native is forced.
+        why_not_native: what stops native (or a function that says it), for the error when native
+            is forced.
         fused_ok: whether the fused kernels support this call.
         packed: the call has per-sequence lengths (torch's kernel would take its slow
             packed-sequence path; see the measured rules above).
+        dtype_note: why fused_ok is False, when it is a property of the input (its dtype or device).
+
+    While a graph is traced (``torch.compile``, ``torch.export``) ``auto`` uses the fused operator
+    for vanilla math too: torch's own fused RNN kernel cannot be traced (dynamo refuses
+    ``torch.nn.LSTM`` under ``fullgraph=True``), the fused operator has a fake implementation.
     """
-    wanted = get_backend()
+    tracing = torch.compiler.is_compiling()
+    wanted = _traced_backend() if tracing else get_backend()
     if wanted == "native":
         if not native_ok:
+            why = why_not_native() if callable(why_not_native) else why_not_native
             raise ValueError(f"{owner}: backend 'native' was forced but torch's kernel cannot "
-                             f"compute this call: {why_not_native}")
+                             f"compute this call: {why}")
         return "native"
-    if wanted == "auto" and native_ok:
-        if packed and fused_ok and fused_available():
+    if wanted == "auto" and native_ok and (not tracing or _onnx_export()):
+        if packed and fused_ok and not tracing and fused_available():
             return "fused"
-        return "native"
+        return "native"  # (torch's LSTM/GRU translations need no custom table under ONNX export)
     if wanted == "reference":
         return "reference"
-    if fused_ok and fused_available():
+    available = _traced_fused_available() if tracing else fused_available()
+    if fused_ok and available:
         return "fused"
     if wanted == "fused":
-        why = _fused_error() if fused_ok else "this call is not supported by them (dtype)"
+        why = _fused_error() if fused_ok else f"this call is not supported by them ({dtype_note or 'dtype'})"
         raise RuntimeError(f"{owner}: backend 'fused' was forced but the fused kernels cannot run "
                            f"it: {why}")
-    if not _state["warned"] and fused_ok:
+    if wanted == "auto" and native_ok:  # tracing without the fused library: torch's kernel
+        return "native"
+    if not tracing and not _state["warned"] and fused_ok:
         _state["warned"] = True
         warnings.warn(f"lstmkit: fused kernels unavailable ({_fused_error()}); using the "
                       f"pure-PyTorch reference loop (slower, same numbers)", RuntimeWarning,

@@ -40,7 +40,7 @@ def lstm_direction(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, opts: LSTMO
                    want_trace: bool = False):
     T, N = x.shape[0], x.shape[1]
     H = c0.shape[1]
-    xw = (x.reshape(T * N, -1) @ p.weight_ih.t()).view(T, N, -1)  # (T, N, 4H), all steps at once
+    xw = (x.reshape(T * N, x.shape[2]) @ p.weight_ih.t()).view(T, N, p.weight_ih.shape[0])  # (T, N, 4H), all steps at once
     a0 = x.new_zeros(N, 3 * H) if opts.gate_recurrence else None
 
     def step(xw_t, state, t):
@@ -65,7 +65,7 @@ def gru_direction(x: Tensor, h0: Tensor, p: GRUParams, lengths: Optional[Tensor]
                   rec_mask: Optional[Tensor] = None, zoneout_h: Optional[Tensor] = None,
                   want_trace: bool = False):
     T, N = x.shape[0], x.shape[1]
-    xw = (x.reshape(T * N, -1) @ p.weight_ih.t()).view(T, N, -1)  # (T, N, 3H)
+    xw = (x.reshape(T * N, x.shape[2]) @ p.weight_ih.t()).view(T, N, p.weight_ih.shape[0])  # (T, N, 3H)
 
     def step(xw_t, state, t):
         (h,) = state

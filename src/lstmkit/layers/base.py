@@ -17,11 +17,12 @@ P     proj_size if > 0 else H (size of h and of the output per direction)
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor, _VF, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from ..errors import describe
@@ -56,6 +57,11 @@ class RecurrentLayer(nn.Module):
         for arg, v in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v < 1:
                 raise ValueError(f"{name}: expected {arg} in [0, 1), got {v!r}")
+        if dropout > 0 and num_layers == 1:  # torch.nn.RNNBase's warning, word for word
+            warnings.warn("dropout option adds dropout after all but last "
+                          "recurrent layer, so non-zero dropout expects "
+                          f"num_layers greater than 1, but got dropout={dropout} and "
+                          f"num_layers={num_layers}", stacklevel=3)
         pair = (zoneout, zoneout) if isinstance(zoneout, (int, float)) else zoneout
         if (not isinstance(pair, (tuple, list)) or len(pair) != 2
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair)):
@@ -153,7 +159,7 @@ class RecurrentLayer(nn.Module):
         """No-op, for code written for torch.nn.LSTM."""
 
     # -- forward -----------------------------------------------------------------------------
-    def forward(self, input: Union[Tensor, PackedSequence], hx=None, *, lengths: Lengths = None,
+    def forward(self, input: Union[Tensor, PackedSequence], hx=None, lengths: Lengths = None,
                 return_trace: bool = False):
         """Run the layer over a sequence.
 
@@ -175,12 +181,16 @@ class RecurrentLayer(nn.Module):
         x = zero_padding(x, lengths)     # NaN/inf in padding must reach no result or gradient
         states = self._normalise_state(owner, hx, x.shape[1], form["unbatched"], x)
         native_ok, why = self.native_ok(return_trace)
+        if x.is_meta and lengths is not None:  # torch's packing reads values: shapes via reference
+            native_ok, why = False, (lambda: "lengths on the meta device")
         if self.residual:
-            native_ok, why = False, "; ".join(filter(None, [why, "residual connections"]))
-        backend = dispatch.select(owner, native_ok, why,
-                                  fused_ok=x.dtype in (torch.float32, torch.float64)
-                                  and x.device.type == "cpu",
-                                  packed=lengths is not None)
+            why_base = why
+            native_ok, why = False, (lambda: "; ".join(filter(None, [
+                why_base() if callable(why_base) else why_base, "residual connections"])))
+        # the fused kernels run on the CPU (float16/bfloat16 in float32)
+        backend = dispatch.select(owner, native_ok, why, fused_ok=x.device.type == "cpu",
+                                  packed=lengths is not None,
+                                  dtype_note=f"a tensor on the {x.device.type} device")
         trace = None
         if backend == "native":
             y, finals = self.run_native(x, states, lengths)
@@ -254,7 +264,13 @@ class RecurrentLayer(nn.Module):
                                  f"(it carries its own lengths)")
             w = self._first_weight()
             check_tensor(owner, "input.data", input.data, dtype=w.dtype, device=w.device)
-            x, lens = pad_packed_sequence(input)  # (T, N, H_in), original batch order
+            if input.data.is_meta:  # shapes only: torch's unpacking reads the meta indices
+                x, lens = _VF._pad_packed_sequence(input.data, input.batch_sizes, False, 0.0,
+                                                   int(input.batch_sizes.shape[0]))
+                if input.unsorted_indices is not None:
+                    x = x.index_select(1, input.unsorted_indices)
+            else:
+                x, lens = pad_packed_sequence(input)  # (T, N, H_in), original batch order
             form["packed"] = input
             lengths = lens
         else:
@@ -276,8 +292,8 @@ class RecurrentLayer(nn.Module):
             raise ValueError(f"{owner}: expected input with {self.input_size} features "
                              f"(input_size), got {x.shape[-1]} in {describe(x)}")
         T, N = x.shape[0], x.shape[1]
-        if T == 0 or N == 0:
-            raise ValueError(f"{owner}: expected a non-empty sequence batch, got {describe(input)}")
+        if T == 0:  # as torch.nn.LSTM; an empty batch (N == 0) is fine and gives empty outputs
+            raise ValueError(f"{owner}: expected a sequence length L >= 1, got {describe(input)}")
         if lengths is not None and not isinstance(input, PackedSequence):
             if form["unbatched"]:
                 raise ValueError(f"{owner}: lengths apply to batched input; got an unbatched "
@@ -318,6 +334,9 @@ class RecurrentLayer(nn.Module):
     def _format_output(self, y: Tensor, lengths: Optional[Tensor], form) -> Union[Tensor, PackedSequence]:
         if form["packed"] is not None:
             src = form["packed"]
+            if y.is_meta:  # no values to pack: the packed data's shape
+                return PackedSequence(y.new_empty(src.data.shape[0], y.shape[-1]), src.batch_sizes,
+                                      src.sorted_indices, src.unsorted_indices)
             order = src.sorted_indices
             y_sorted = y if order is None else y.index_select(1, order)
             lens = lengths if order is None else lengths.index_select(0, order.cpu())

@@ -2,7 +2,7 @@
 :mod:`lstmkit.cells.gru`), plus lengths, recurrent dropout, zoneout and gate traces."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 from torch import Tensor, _VF
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
@@ -46,13 +46,15 @@ class GRU(RecurrentLayer):
     def cell_params(self, tensors: dict) -> GRUParams:
         return GRUParams(**tensors)
 
-    def native_ok(self, want_trace: bool) -> tuple[bool, str]:
-        reasons = []
-        if self.recurrent_dropout or self.zoneout[1]:
-            reasons.append("recurrent dropout / zoneout")
-        if want_trace:
-            reasons.append("a gate trace was asked for")
-        return not reasons, "; ".join(reasons)
+    def native_ok(self, want_trace: bool) -> tuple[bool, Callable[[], str]]:
+        regularised = bool(self.recurrent_dropout or self.zoneout[1])
+
+        def why() -> str:
+            reasons = ["recurrent dropout / zoneout"] if regularised else []
+            reasons += ["a gate trace was asked for"] if want_trace else []
+            return "; ".join(reasons)
+
+        return not regularised and not want_trace, why
 
     def run_native(self, x: Tensor, hx: tuple[Tensor, ...], lengths: Optional[Tensor]):
         flat = [w for ws in self.all_weights for w in ws]

@@ -8,7 +8,7 @@ The equations and the weight layout are in :mod:`lstmkit.cells.lstm`.
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 from torch import Tensor, _VF
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
@@ -81,15 +81,17 @@ class LSTM(RecurrentLayer):
     def cell_params(self, tensors: dict) -> LSTMParams:
         return LSTMParams(**tensors)
 
-    def native_ok(self, want_trace: bool) -> tuple[bool, str]:
-        reasons = []
-        if not self.options.is_vanilla:
-            reasons.append(f"variant options {self.options}")
-        if self.recurrent_dropout or any(self.zoneout):
-            reasons.append("recurrent dropout / zoneout")
-        if want_trace:
-            reasons.append("a gate trace was asked for")
-        return not reasons, "; ".join(reasons)
+    def native_ok(self, want_trace: bool) -> tuple[bool, Callable[[], str]]:
+        vanilla = self.options.is_vanilla
+        regularised = bool(self.recurrent_dropout or any(self.zoneout))
+
+        def why() -> str:
+            reasons = [f"variant options {self.options}"] if not vanilla else []
+            reasons += ["recurrent dropout / zoneout"] if regularised else []
+            reasons += ["a gate trace was asked for"] if want_trace else []
+            return "; ".join(reasons)
+
+        return vanilla and not regularised and not want_trace, why
 
     def _flat_weights(self) -> list[Tensor]:
         """torch's order: per layer and direction w_ih, w_hh, (b_ih, b_hh), (w_hr)."""

@@ -20,9 +20,12 @@ def valid_mask(lengths: Optional[Tensor], T: int, N: int, device) -> Optional[Te
     """(T, N) bool, True where t < lengths[n]; None when every sequence is full length."""
     if lengths is None:
         return None
-    lengths = lengths.to(device)
-    if bool((lengths == T).all()):
+    # whether every sequence is full is asked of the lengths where they are (the CPU, also for a
+    # meta-device layer), and not at all while a graph is traced (it is a property of the data)
+    if not torch.compiler.is_compiling() and lengths.device.type != "meta" \
+            and bool((lengths == T).all()):
         return None
+    lengths = lengths.to(device)
     return torch.arange(T, device=device).unsqueeze(1) < lengths.unsqueeze(0)
 
 

@@ -1,54 +1,46 @@
 // The thin binding: torch tensors in, raw pointers to the kernels of fused.h, tensors out.
 //
-// Registered as the torch operators torch.ops.lstmkit.* with boxed kernels (no pybind11, no Python
-// headers, no unboxing templates, so the build stays short, and the library loads with
-// torch.ops.load_library). Autograd lives in Python (lstmkit/kernels/fused.py); these operators run
-// with grad mode off.
+// The operators torch.ops.lstmkit.{lstm,gru}_{forward,backward} are DEFINED in Python
+// (lstmkit/kernels/schema.py holds the one ordered table of their named arguments and results;
+// lstmkit/kernels/ops.py registers the schemas, the fake (meta) implementations and autograd with
+// torch.library). This file registers their CPU kernels as boxed functions (no pybind11, no Python
+// headers, no unboxing templates, so the build stays short and the library loads with
+// torch.ops.load_library) and reads every argument, and writes every result, BY NAME through the
+// registered schema: nothing here depends on the order of the table.
 //
-// Argument and result lists (every tensor contiguous, one dtype: float32 or float64; lengths int64):
+// Every tensor is checked at this boundary before a pointer is taken (check_args): device (CPU),
+// dtype (x's, float32 or float64; lengths int64), contiguity, and its exact shape from the rules in
+// kShapes (the shapes of schema.py, in the symbols of fused.h), so a wrong-sized parameter is an
+// error naming the parameter, the expected and the actual shape, never an out-of-bounds read.
+// Absent optional tensors are None; absent saved buffers are empty (0,) tensors.
 //
-// lstm_forward(x (T,N,I), h0 (N,P), c0 (N,H), w_ih (4H,I), w_hh (4H,P), b_ih?, b_hh? (4H), w_hr? (P,H),
-//              w_peep? (3,H), w_gr? (3H,3H), ln_ih?, ln_hh? (4H), ln_cw?, ln_cb? (H), lengths? (N),
-//              rec_mask? (N,P), zone_c? (T,N,H), zone_h? (T,N,P), config [flags, gate_act,
-//              input_act, output_act])
-//   -> [y (T,N,P), h_n (N,P), c_n (N,H), gates (T,N,4H), c (T,N,H), c_new (T,N,H), h_all (T+1,N,P),
-//       h_in?, m?, a?, xw?, hw?, stats?]            (see LstmForward in fused.h; ? = None)
-// lstm_backward(the 18 inputs of lstm_forward, saved = results [3:13], grads = [dy (T,N,P), dh_n,
-//               dc_n, d gates (T,N,4H), d c (T,N,H)] (each may be None), config [flags, acts x3,
-//               needs])
-//   -> [dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, dw_peep, dw_gr, dln_ih, dln_hh, dln_cw,
-//       dln_cb]; bit q of `needs` asks for gradient q (x = bit 0 ... ln_cb = bit 13), None otherwise.
-// gru_forward(x, h0 (N,H), w_ih (3H,I), w_hh (3H,H), b_ih?, b_hh? (3H), lengths?, rec_mask? (N,H),
-//             zone_h? (T,N,H)) -> [y, h_n, gates (T,N,3H), hn (T,N,H), h_all (T+1,N,H), h_in?]
-// gru_backward(the 9 inputs, saved = results [2:6], grads = [dy, dh_n, d gates (T,N,3H)], config
-//              [needs]) -> [dx, dh0, dw_ih, dw_hh, db_ih, db_hh]
-// info() -> "<blas backend>"
+// info() -> "<blas backend>" is defined here (TORCH_LIBRARY_FRAGMENT).
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
-#include <ATen/ops/empty.h>
 #include <ATen/core/stack.h>
+#include <ATen/ops/empty.h>
 #include <ATen/ops/from_blob.h>
 #include <torch/library.h>
 
 #include <cstdlib>
-#include <initializer_list>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "blas.h"
 #include "fused.h"
+#include "pointwise.h"
 
 namespace lstmkit {
 namespace {
 
 using at::Tensor;
-using OptT = std::optional<Tensor>;
-using Tensors = std::vector<Tensor>;  // a Tensor?[] argument: undefined where None
 
 int torch_threads() { return at::get_num_threads(); }
 
@@ -58,32 +50,235 @@ struct Registrar {
   }
 } registrar;
 
-// ---- argument helpers ---------------------------------------------------------------------------------
-void check(const Tensor& t, const char* name, c10::ScalarType dtype) {
-  TORCH_CHECK(t.device().is_cpu(), "lstmkit fused: ", name, " must be on the CPU, got ", t.device());
-  TORCH_CHECK(t.scalar_type() == dtype, "lstmkit fused: ", name, " must be ", dtype, ", got ",
-              t.scalar_type());
-  TORCH_CHECK(t.is_contiguous(), "lstmkit fused: ", name, " must be contiguous");
+// ---- arguments and results by name -------------------------------------------------------------------
+// The arguments of one boxed call, looked up by their schema names.
+class Args {
+ public:
+  Args(const c10::OperatorHandle& op, torch::jit::Stack* st)
+      : schema_(op.schema()), st_(st), n_(schema_.arguments().size()), base_(st->size() - n_) {}
+
+  const c10::IValue& operator[](const char* name) const {
+    auto i = schema_.argumentIndexWithName(name);
+    TORCH_CHECK(i.has_value(), "lstmkit fused: operator ", schema_.name(), " has no argument '", name,
+                "' (kernels/schema.py and csrc/binding.cpp disagree)");
+    return (*st_)[base_ + *i];
+  }
+  // an optional tensor: undefined where None (or, for saved buffers, an empty (0,) placeholder)
+  Tensor tensor(const char* name) const {
+    const c10::IValue& v = (*this)[name];
+    if (v.isNone()) return Tensor();
+    Tensor t = v.toTensor();
+    return t;
+  }
+  bool flag(const char* name) const { return (*this)[name].toBool(); }
+  std::string str(const char* name) const { return (*this)[name].toStringRef(); }
+  std::vector<bool> bools(const char* name) const {
+    std::vector<bool> out;
+    for (const c10::IValue& e : (*this)[name].toListRef()) out.push_back(e.toBool());
+    return out;
+  }
+  const c10::FunctionSchema& schema() const { return schema_; }
+  // Replace the arguments on the stack by the results, in the schema's order of named returns.
+  void finish(std::map<std::string, Tensor>& results) {
+    torch::jit::drop(*st_, n_);
+    for (const c10::Argument& r : schema_.returns()) {
+      auto it = results.find(r.name());
+      TORCH_CHECK(it != results.end(), "lstmkit fused: no result '", r.name(), "' for ", schema_.name());
+      st_->emplace_back(std::move(it->second));
+    }
+  }
+
+ private:
+  const c10::FunctionSchema& schema_;
+  torch::jit::Stack* st_;
+  size_t n_, base_;
+};
+
+// ---- the shape of every tensor at the boundary (the shapes of kernels/schema.py) ----------------------
+struct Dims {
+  int64_t T = 0, N = 0, I = 0, H = 0, P = 0;
+  int64_t get(char s) const {
+    switch (s) {
+      case 'T': return T;
+      case 'N': return N;
+      case 'I': return I;
+      case 'H': return H;
+      case 'P': return P;
+    }
+    TORCH_CHECK(false, "lstmkit fused: unknown shape symbol ", s);
+  }
+  // "T+1,N,4H" -> {T + 1, N, 4 * H}
+  std::vector<int64_t> eval(const char* spec) const {
+    std::vector<int64_t> out;
+    std::stringstream ss(spec);
+    std::string tok;
+    while (std::getline(ss, tok, ',')) {
+      size_t k = 0;
+      while (k < tok.size() && isdigit(static_cast<unsigned char>(tok[k]))) ++k;
+      const int64_t factor = k ? std::stoll(tok.substr(0, k)) : 1;
+      if (k == tok.size()) {
+        out.push_back(factor);
+      } else {
+        int64_t v = factor * get(tok[k]);
+        if (tok.size() > k + 1 && tok.substr(k + 1) == "+1") v += 1;
+        out.push_back(v);
+      }
+    }
+    return out;
+  }
+};
+
+struct ShapeRule {
+  const char* name;
+  const char* lstm;  // shape in an LSTM call, or null
+  const char* gru;   // shape in a GRU call, or null
+};
+
+// Every tensor argument of the four operators. A tensor argument without a rule is an error, so an
+// argument added to kernels/schema.py cannot reach a kernel unchecked.
+constexpr ShapeRule kShapes[] = {
+    {"x", "T,N,I", "T,N,I"},
+    {"h0", "N,P", "N,H"},
+    {"c0", "N,H", nullptr},
+    {"weight_ih", "4H,I", "3H,I"},
+    {"weight_hh", "4H,P", "3H,H"},
+    {"bias_ih", "4H", "3H"},
+    {"bias_hh", "4H", "3H"},
+    {"weight_hr", "P,H", nullptr},
+    {"weight_peephole", "3,H", nullptr},
+    {"weight_gr", "3H,3H", nullptr},
+    {"ln_ih", "4H", nullptr},
+    {"ln_hh", "4H", nullptr},
+    {"ln_c_weight", "H", nullptr},
+    {"ln_c_bias", "H", nullptr},
+    {"lengths", "N", "N"},
+    {"rec_mask", "N,P", "N,H"},
+    {"zoneout_c", "T,N,H", nullptr},
+    {"zoneout_h", "T,N,P", "T,N,H"},
+    // saved by the forward call, read by backward
+    {"h_all", "T+1,N,P", "T+1,N,H"},
+    {"gates", "T,N,4H", "T,N,3H"},
+    {"c", "T,N,H", nullptr},
+    {"c_new", "T,N,H", nullptr},
+    {"h_in", "T,N,P", "T,N,H"},
+    {"m", "T,N,H", nullptr},
+    {"a", "T+1,N,3H", nullptr},
+    {"xw", "T,N,4H", nullptr},
+    {"hw", "T,N,4H", nullptr},
+    {"stats", "T,N,6", nullptr},
+    {"hn", nullptr, "T,N,H"},
+    // incoming gradients
+    {"grad_y", "T,N,P", "T,N,H"},
+    {"grad_h_n", "N,P", "N,H"},
+    {"grad_c_n", "N,H", nullptr},
+    {"grad_gates", "T,N,4H", "T,N,3H"},
+    {"grad_c", "T,N,H", nullptr},
+};
+
+// Saved buffers that a call's options make absent arrive as empty (0,) placeholders.
+bool is_saved_buffer(const std::string& name) {
+  static const char* names[] = {"c_new", "h_in", "m", "a", "xw", "hw", "stats"};
+  for (const char* n : names)
+    if (name == n) return true;
+  return false;
+}
+
+std::string shape_str(at::IntArrayRef s) {
+  std::ostringstream o;
+  o << "(";
+  for (size_t k = 0; k < s.size(); ++k) o << (k ? ", " : "") << s[k];
+  o << (s.size() == 1 ? ",)" : ")");
+  return o.str();
+}
+
+std::string symbols_str(const char* spec) {
+  std::string s = spec;
+  for (char& ch : s)
+    if (ch == ',') ch = ';';
+  std::string out = "(";
+  for (char ch : s) out += ch == ';' ? std::string(", ") : std::string(1, ch);
+  return out + (std::strchr(spec, ',') ? ")" : ",)");
+}
+
+// Check every tensor argument of the call: CPU, dtype, contiguity and exact shape, by name.
+void check_args(const Args& args, const Dims& d, bool lstm, c10::ScalarType dt) {
+  const std::string op = args.schema().name();
+  for (const c10::Argument& arg : args.schema().arguments()) {
+    const std::string& name = arg.name();
+    if (!arg.type()->isSubtypeOf(*c10::OptionalType::ofTensor())) continue;  // flags, lists
+    const Tensor t = args.tensor(name.c_str());
+    if (!t.defined()) continue;
+    if (is_saved_buffer(name) && t.dim() == 1 && t.numel() == 0) continue;  // absent buffer
+    const ShapeRule* rule = nullptr;
+    for (const ShapeRule& r : kShapes)
+      if (name == r.name) rule = &r;
+    const char* spec = rule ? (lstm ? rule->lstm : rule->gru) : nullptr;
+    TORCH_CHECK(spec, "lstmkit fused: ", op, ": no shape rule for the tensor argument '", name, "'");
+    TORCH_CHECK_VALUE(t.device().is_cpu(), "lstmkit fused: ", name, ": expected a CPU tensor, got one on ",
+                t.device());
+    const c10::ScalarType want_dt = name == "lengths" ? at::kLong : dt;
+    TORCH_CHECK_TYPE(t.scalar_type() == want_dt, "lstmkit fused: ", name, ": expected dtype ", want_dt,
+                name == "lengths" ? "" : " (x's dtype)", ", got ", t.scalar_type());
+    const std::vector<int64_t> want = d.eval(spec);
+    TORCH_CHECK_VALUE(t.sizes() == at::IntArrayRef(want), "lstmkit fused: ", name, ": expected shape ",
+                shape_str(want), " = ", symbols_str(spec), " with T=", d.T, ", N=", d.N, ", I=", d.I,
+                ", H=", d.H, lstm ? ", P=" : "", lstm ? std::to_string(d.P) : std::string(),
+                "; got ", shape_str(t.sizes()));
+    TORCH_CHECK_VALUE(t.is_contiguous(), "lstmkit fused: ", name, ": expected a contiguous tensor (call "
+                ".contiguous()), got strides ", shape_str(t.strides()));
+  }
+  const Tensor lengths = args.tensor("lengths");
+  if (lengths.defined()) {
+    const int64_t* L = lengths.data_ptr<int64_t>();
+    for (int64_t n = 0; n < d.N; ++n)
+      TORCH_CHECK_VALUE(L[n] >= 1 && L[n] <= d.T, "lstmkit fused: lengths: expected every value in [1, T=",
+                  d.T, "], got ", L[n], " at index ", n);
+  }
+}
+
+// The call's dimensions from x (T, N, I) and the recurrent weights: LSTM weight_hh (4H, P) and
+// weight_hr (P, H) when present; GRU weight_hh (3H, H).
+Dims dims_of(const Args& args, bool lstm) {
+  const Tensor x = args.tensor("x"), whh = args.tensor("weight_hh");
+  TORCH_CHECK_VALUE(x.dim() == 3, "lstmkit fused: x: expected a 3-D tensor (T, N, I), got shape ",
+              shape_str(x.sizes()));
+  TORCH_CHECK_VALUE(x.size(0) > 0 && x.size(1) > 0, "lstmkit fused: x: expected T >= 1 and N >= 1, got shape ",
+              shape_str(x.sizes()));
+  const int G = lstm ? 4 : 3;
+  TORCH_CHECK_VALUE(whh.dim() == 2 && whh.size(0) % G == 0 && whh.size(0) > 0,
+              "lstmkit fused: weight_hh: expected shape (", G, "H, ", lstm ? "P" : "H",
+              ") with H >= 1, got ", shape_str(whh.sizes()));
+  Dims d;
+  d.T = x.size(0);
+  d.N = x.size(1);
+  d.I = x.size(2);
+  d.H = whh.size(0) / G;
+  if (lstm) {
+    const Tensor whr = args.tensor("weight_hr");
+    d.P = whr.defined() && whr.dim() >= 1 ? whr.size(0) : d.H;
+  } else {
+    d.P = d.H;
+  }
+  return d;
 }
 
 template <typename S>
-const S* ptr(const OptT& t, const char* name, c10::ScalarType dtype) {
-  if (!t.has_value() || !t->defined()) return nullptr;
-  check(*t, name, dtype);
-  return t->data_ptr<S>();
+const S* cptr(const Tensor& t) {
+  return t.defined() && t.numel() > 0 ? t.data_ptr<S>() : nullptr;
 }
 
 template <typename S>
-const S* ptr(const Tensor& t, const char* name, c10::ScalarType dtype) {
-  check(t, name, dtype);
-  return t.data_ptr<S>();
+S* mptr(const Tensor& t) {
+  return t.defined() && t.numel() > 0 ? t.data_ptr<S>() : nullptr;
 }
 
-const int64_t* lengths_ptr(const OptT& t) {
-  if (!t.has_value() || !t->defined()) return nullptr;
-  TORCH_CHECK(t->scalar_type() == at::kLong && t->is_contiguous() && t->device().is_cpu(),
-              "lstmkit fused: lengths must be a contiguous int64 CPU tensor");
-  return t->data_ptr<int64_t>();
+int activation(const std::string& name, const char* which) {
+  static const std::pair<const char*, int> table[] = {
+      {"sigmoid", kSigmoid}, {"tanh", kTanh}, {"identity", kIdentity},
+      {"relu", kRelu}, {"hard_sigmoid", kHardSigmoid}, {"softsign", kSoftsign}};
+  for (const auto& e : table)
+    if (name == e.first) return e.second;
+  TORCH_CHECK_VALUE(false, "lstmkit fused: ", which, ": unknown activation '", name, "'");
 }
 
 // ---- memory: big buffers come from a pool, so that repeated calls do not fault fresh pages -----------
@@ -152,34 +347,15 @@ Tensor empty_like_dtype(at::IntArrayRef shape, const Tensor& like) {
   return at::from_blob(p, shape, [](void* q) { pool().put(q); }, like.options());
 }
 
-template <typename S>
-S* out_ptr(const Tensor& t) {
-  return t.defined() ? t.data_ptr<S>() : nullptr;
-}
-
-Tensor opt_at(const Tensors& l, size_t i) { return i < l.size() ? l[i] : Tensor(); }
-
-// Point *dst[q] at the data of list[q], or null where the list has no defined tensor q (a saved
-// buffer or an incoming gradient). The returned tensors keep that data alive while it is used.
-template <typename S, typename P>
-std::vector<Tensor> bind_list(const Tensors& list, std::initializer_list<P*> dst, const char* what,
-                              c10::ScalarType dt) {
-  std::vector<Tensor> keep;
-  keep.reserve(dst.size());
-  for (P* d : dst) {
-    keep.push_back(opt_at(list, keep.size()));
-    *d = keep.back().defined() ? const_cast<S*>(ptr<S>(keep.back(), what, dt)) : nullptr;
-  }
-  return keep;
-}
+Tensor absent(const Tensor& like) { return at::empty({0}, like.options()); }
 
 // b_ih + b_hh, or undefined
-Tensor bias_sum(const OptT& bih, const OptT& bhh) {
-  if (!bih.has_value() || !bih->defined()) return Tensor();
-  Tensor b = at::empty(bih->sizes(), bih->options());
+Tensor bias_sum(const Tensor& bih, const Tensor& bhh) {
+  if (!bih.defined()) return Tensor();
+  Tensor b = at::empty(bih.sizes(), bih.options());
   AT_DISPATCH_FLOATING_TYPES(b.scalar_type(), "lstmkit_bias", [&] {
-    const scalar_t* p = bih->data_ptr<scalar_t>();
-    const scalar_t* q = bhh->data_ptr<scalar_t>();
+    const scalar_t* p = bih.data_ptr<scalar_t>();
+    const scalar_t* q = bhh.data_ptr<scalar_t>();
     scalar_t* o = b.data_ptr<scalar_t>();
     for (int64_t j = 0; j < b.numel(); ++j) o[j] = p[j] + q[j];
   });
@@ -187,295 +363,251 @@ Tensor bias_sum(const OptT& bih, const OptT& bhh) {
 }
 
 // ---- LSTM ---------------------------------------------------------------------------------------------
+// The inputs of an LSTM call, checked; `bias` keeps b_ih + b_hh alive while the kernel runs.
 template <typename S>
-LstmForward<S> lstm_inputs(const Tensor& x, const Tensor& h0, const Tensor& c0, const Tensor& w_ih,
-                           const Tensor& w_hh, const Tensor& bias, const OptT& w_hr, const OptT& w_peep,
-                           const OptT& w_gr, const OptT& ln_ih, const OptT& ln_hh, const OptT& ln_cw,
-                           const OptT& ln_cb, const OptT& lengths, const OptT& rec_mask,
-                           const OptT& zone_c, const OptT& zone_h, at::IntArrayRef config) {
-  const auto dt = x.scalar_type();
-  TORCH_CHECK(x.dim() == 3 && h0.dim() == 2 && c0.dim() == 2 && config.size() >= 4,
-              "lstmkit fused: expected x (T, N, I), h0 (N, P), c0 (N, H) and a 4-entry config");
+LstmForward<S> lstm_inputs(const Args& g, const Dims& d, const Tensor& bias) {
   LstmForward<S> a{};
-  a.cfg.T = x.size(0);
-  a.cfg.N = x.size(1);
-  a.cfg.I = x.size(2);
-  a.cfg.H = c0.size(1);
-  a.cfg.P = h0.size(1);
-  a.cfg.flags = int(config[0]);
-  a.cfg.gate_act = int(config[1]);
-  a.cfg.input_act = int(config[2]);
-  a.cfg.output_act = int(config[3]);
-  const int64_t H = a.cfg.H, P = a.cfg.P, I = a.cfg.I;
-  TORCH_CHECK(w_ih.sizes() == at::IntArrayRef({4 * H, I}) && w_hh.sizes() == at::IntArrayRef({4 * H, P}),
-              "lstmkit fused: expected weight_ih (", 4 * H, ", ", I, ") and weight_hh (", 4 * H, ", ",
-              P, "), got ", w_ih.sizes(), " and ", w_hh.sizes());
-  TORCH_CHECK(P == H || (w_hr.has_value() && w_hr->defined()),
-              "lstmkit fused: h0 has ", P, " features but c0 has ", H, " and there is no weight_hr");
-  a.x = ptr<S>(x, "x", dt);
-  a.h0 = ptr<S>(h0, "h0", dt);
-  a.c0 = ptr<S>(c0, "c0", dt);
-  a.w_ih = ptr<S>(w_ih, "weight_ih", dt);
-  a.w_hh = ptr<S>(w_hh, "weight_hh", dt);
-  a.bias = bias.defined() ? bias.data_ptr<S>() : nullptr;
-  a.w_hr = ptr<S>(w_hr, "weight_hr", dt);
-  a.w_peep = ptr<S>(w_peep, "weight_peephole", dt);
-  a.w_gr = ptr<S>(w_gr, "weight_gr", dt);
-  a.ln_ih = ptr<S>(ln_ih, "ln_ih", dt);
-  a.ln_hh = ptr<S>(ln_hh, "ln_hh", dt);
-  a.ln_cw = ptr<S>(ln_cw, "ln_c_weight", dt);
-  a.ln_cb = ptr<S>(ln_cb, "ln_c_bias", dt);
-  a.lengths = lengths_ptr(lengths);
-  a.rec_mask = ptr<S>(rec_mask, "rec_mask", dt);
-  a.zone_c = ptr<S>(zone_c, "zoneout_c", dt);
-  a.zone_h = ptr<S>(zone_h, "zoneout_h", dt);
-  TORCH_CHECK(!(a.cfg.flags & kPeephole) || a.w_peep, "lstmkit fused: peephole without weight_peephole");
-  TORCH_CHECK(!(a.cfg.flags & kGateRecurrence) || a.w_gr, "lstmkit fused: gate_recurrence without weight_gr");
-  TORCH_CHECK(!(a.cfg.flags & kLayerNorm) || (a.ln_ih && a.ln_hh && a.ln_cw && a.ln_cb),
-              "lstmkit fused: layer_norm without its gains");
+  a.cfg.T = d.T;
+  a.cfg.N = d.N;
+  a.cfg.I = d.I;
+  a.cfg.H = d.H;
+  a.cfg.P = d.P;
+  struct { const char* name; int bit; bool on; } flags[] = {
+      {"peephole", kPeephole, true}, {"coupled", kCoupled, true},
+      {"input_gate", kNoInputGate, false}, {"forget_gate", kNoForgetGate, false},
+      {"output_gate", kNoOutputGate, false}, {"gate_recurrence", kGateRecurrence, true},
+      {"layer_norm", kLayerNorm, true}, {"need_backward", kNoBackward, false},
+      {"input_grad", kInputGrad, true}};
+  for (const auto& f : flags)
+    if (g.flag(f.name) == f.on) a.cfg.flags |= f.bit;
+  a.cfg.gate_act = activation(g.str("gate_activation"), "gate_activation");
+  a.cfg.input_act = activation(g.str("input_activation"), "input_activation");
+  a.cfg.output_act = activation(g.str("output_activation"), "output_activation");
+  a.x = cptr<S>(g.tensor("x"));
+  a.h0 = cptr<S>(g.tensor("h0"));
+  a.c0 = cptr<S>(g.tensor("c0"));
+  a.w_ih = cptr<S>(g.tensor("weight_ih"));
+  a.w_hh = cptr<S>(g.tensor("weight_hh"));
+  a.bias = cptr<S>(bias);
+  a.w_hr = cptr<S>(g.tensor("weight_hr"));
+  a.w_peep = cptr<S>(g.tensor("weight_peephole"));
+  a.w_gr = cptr<S>(g.tensor("weight_gr"));
+  a.ln_ih = cptr<S>(g.tensor("ln_ih"));
+  a.ln_hh = cptr<S>(g.tensor("ln_hh"));
+  a.ln_cw = cptr<S>(g.tensor("ln_c_weight"));
+  a.ln_cb = cptr<S>(g.tensor("ln_c_bias"));
+  const Tensor lengths = g.tensor("lengths");
+  a.lengths = lengths.defined() ? lengths.data_ptr<int64_t>() : nullptr;
+  a.rec_mask = cptr<S>(g.tensor("rec_mask"));
+  a.zone_c = cptr<S>(g.tensor("zoneout_c"));
+  a.zone_h = cptr<S>(g.tensor("zoneout_h"));
+  // every option's tensors present, and none without its option
+  TORCH_CHECK_VALUE(g.flag("peephole") == (a.w_peep != nullptr), "lstmkit fused: peephole=",
+              g.flag("peephole") ? "True" : "False", " but weight_peephole is ", a.w_peep ? "given" : "missing");
+  TORCH_CHECK_VALUE(g.flag("gate_recurrence") == (a.w_gr != nullptr), "lstmkit fused: gate_recurrence=",
+              g.flag("gate_recurrence") ? "True" : "False", " but weight_gr is ", a.w_gr ? "given" : "missing");
+  const int ln_given = !!a.ln_ih + !!a.ln_hh + !!a.ln_cw + !!a.ln_cb;
+  TORCH_CHECK_VALUE((g.flag("layer_norm") && ln_given == 4) || (!g.flag("layer_norm") && ln_given == 0),
+              "lstmkit fused: layer_norm=", g.flag("layer_norm") ? "True" : "False", " but ", ln_given,
+              " of its 4 gains (ln_ih, ln_hh, ln_c_weight, ln_c_bias) are given");
+  TORCH_CHECK_VALUE(g.tensor("bias_ih").defined() == g.tensor("bias_hh").defined(),
+              "lstmkit fused: bias_ih and bias_hh must be given together (or both None)");
   return a;
 }
 
-std::vector<Tensor> lstm_forward_op(const Tensor& x, const Tensor& h0, const Tensor& c0,
-                                    const Tensor& w_ih, const Tensor& w_hh, const OptT& b_ih,
-                                    const OptT& b_hh, const OptT& w_hr, const OptT& w_peep,
-                                    const OptT& w_gr, const OptT& ln_ih, const OptT& ln_hh,
-                                    const OptT& ln_cw, const OptT& ln_cb, const OptT& lengths,
-                                    const OptT& rec_mask, const OptT& zone_c, const OptT& zone_h,
-                                    at::IntArrayRef config) {
-  const Tensor bias = bias_sum(b_ih, b_hh);
-  std::vector<Tensor> out;
+void lstm_forward_boxed(const c10::OperatorHandle& op, torch::jit::Stack* st) {
+  Args g(op, st);
+  const Dims d = dims_of(g, true);
+  const Tensor x = g.tensor("x");
+  TORCH_CHECK_TYPE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
+              "lstmkit fused: x: expected dtype float32 or float64, got ", x.scalar_type());
+  check_args(g, d, true, x.scalar_type());
+  const Tensor bias = bias_sum(g.tensor("bias_ih"), g.tensor("bias_hh"));
+  std::map<std::string, Tensor> out;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstmkit_lstm_forward", [&] {
     using S = scalar_t;
-    LstmForward<S> a = lstm_inputs<S>(x, h0, c0, w_ih, w_hh, bias, w_hr, w_peep, w_gr, ln_ih, ln_hh,
-                                      ln_cw, ln_cb, lengths, rec_mask, zone_c, zone_h, config);
-    const int64_t T = a.cfg.T, N = a.cfg.N, H = a.cfg.H, P = a.cfg.P;
+    LstmForward<S> a = lstm_inputs<S>(g, d, bias);
+    const int64_t T = d.T, N = d.N, H = d.H, P = d.P;
     const bool ln = a.cfg.flags & kLayerNorm;
-    Tensor gates = empty_like_dtype({T, N, 4 * H}, x);
-    Tensor c = empty_like_dtype({T, N, H}, x);
-    Tensor c_new = a.zone_c ? empty_like_dtype({T, N, H}, x) : c;
-    Tensor h_all = empty_like_dtype({T + 1, N, P}, x);
-    Tensor h_in = a.rec_mask ? empty_like_dtype({T, N, P}, x) : Tensor();
-    Tensor m = a.w_hr ? empty_like_dtype({T, N, H}, x) : Tensor();
-    Tensor ga = (a.cfg.flags & kGateRecurrence) ? empty_like_dtype({T + 1, N, 3 * H}, x) : Tensor();
     const bool keep = ln && !(a.cfg.flags & kNoBackward);  // what only backward reads
-    Tensor xw = keep && !ln_input_after_loop(a.cfg) ? empty_like_dtype({T, N, 4 * H}, x) : Tensor();
-    Tensor hw = keep ? empty_like_dtype({T, N, 4 * H}, x) : Tensor();
-    Tensor stats = ln ? empty_like_dtype({T, N, 6}, x) : Tensor();
-    Tensor h_n = empty_like_dtype({N, P}, x);
-    Tensor c_n = empty_like_dtype({N, H}, x);
-    a.gates = gates.data_ptr<S>();
-    a.c = c.data_ptr<S>();
-    a.c_new = c_new.data_ptr<S>();
-    a.h_all = h_all.data_ptr<S>();
-    a.h_in = out_ptr<S>(h_in);
-    a.m = out_ptr<S>(m);
-    a.a = out_ptr<S>(ga);
-    a.xw = out_ptr<S>(xw);
-    a.hw = out_ptr<S>(hw);
-    a.stats = out_ptr<S>(stats);
-    a.h_n = h_n.data_ptr<S>();
-    a.c_n = c_n.data_ptr<S>();
+    auto buf = [&](bool present, std::initializer_list<int64_t> shape) {
+      return present ? empty_like_dtype(shape, x) : absent(x);
+    };
+    out["gates"] = empty_like_dtype({T, N, 4 * H}, x);
+    out["c"] = empty_like_dtype({T, N, H}, x);
+    out["c_new"] = buf(a.zone_c, {T, N, H});
+    out["h_all"] = empty_like_dtype({T + 1, N, P}, x);
+    out["h_in"] = buf(a.rec_mask, {T, N, P});
+    out["m"] = buf(a.w_hr, {T, N, H});
+    out["a"] = buf(a.cfg.flags & kGateRecurrence, {T + 1, N, 3 * H});
+    out["xw"] = buf(keep && !ln_input_after_loop(a.cfg), {T, N, 4 * H});
+    out["hw"] = buf(keep, {T, N, 4 * H});
+    out["stats"] = buf(ln, {T, N, 6});
+    out["h_n"] = empty_like_dtype({N, P}, x);
+    out["c_n"] = empty_like_dtype({N, H}, x);
+    a.gates = mptr<S>(out["gates"]);
+    a.c = mptr<S>(out["c"]);
+    a.c_new = a.zone_c ? mptr<S>(out["c_new"]) : a.c;
+    a.h_all = mptr<S>(out["h_all"]);
+    a.h_in = mptr<S>(out["h_in"]);
+    a.m = mptr<S>(out["m"]);
+    a.a = mptr<S>(out["a"]);
+    a.xw = mptr<S>(out["xw"]);
+    a.hw = mptr<S>(out["hw"]);
+    a.stats = mptr<S>(out["stats"]);
+    a.h_n = mptr<S>(out["h_n"]);
+    a.c_n = mptr<S>(out["c_n"]);
     lstm_forward<S>(a);
-    out = {h_all.narrow(0, 1, T), h_n, c_n, gates, c, c_new, h_all, h_in, m, ga, xw, hw, stats};
   });
-  return out;
+  g.finish(out);
 }
 
-std::vector<Tensor> lstm_backward_op(const Tensor& x, const Tensor& h0, const Tensor& c0,
-                                     const Tensor& w_ih, const Tensor& w_hh, const OptT& b_ih,
-                                     const OptT& b_hh, const OptT& w_hr, const OptT& w_peep,
-                                     const OptT& w_gr, const OptT& ln_ih, const OptT& ln_hh,
-                                     const OptT& ln_cw, const OptT& ln_cb, const OptT& lengths,
-                                     const OptT& rec_mask, const OptT& zone_c, const OptT& zone_h,
-                                     const Tensors& saved, const Tensors& grads,
-                                     at::IntArrayRef config) {
-  TORCH_CHECK(config.size() >= 5 && saved.size() == 10 && grads.size() == 5,
-              "lstmkit fused: lstm_backward expects 10 saved tensors, 5 gradients and a 5-entry config");
-  const int64_t needs = config[4];
-  auto need = [&](int q) { return (needs >> q) & 1; };
-  const Tensor bias = bias_sum(b_ih, b_hh);
-  std::vector<Tensor> out(14);
+// The gradient results of a backward call, named "grad_<input>", in the order of the output mask.
+const char* const kLstmDiff[] = {"x", "h0", "c0", "weight_ih", "weight_hh", "bias_ih", "bias_hh",
+                                 "weight_hr", "weight_peephole", "weight_gr", "ln_ih", "ln_hh",
+                                 "ln_c_weight", "ln_c_bias"};
+const char* const kGruDiff[] = {"x", "h0", "weight_ih", "weight_hh", "bias_ih", "bias_hh"};
+
+void lstm_backward_boxed(const c10::OperatorHandle& op, torch::jit::Stack* st) {
+  Args g(op, st);
+  const Dims d = dims_of(g, true);
+  const Tensor x = g.tensor("x");
+  TORCH_CHECK_TYPE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
+              "lstmkit fused: x: expected dtype float32 or float64, got ", x.scalar_type());
+  check_args(g, d, true, x.scalar_type());
+  const std::vector<bool> mask = g.bools("output_mask");
+  constexpr size_t kN = sizeof(kLstmDiff) / sizeof(kLstmDiff[0]);
+  TORCH_CHECK(mask.size() == kN, "lstmkit fused: output_mask: expected ", kN, " entries, got ",
+              mask.size());
+  const Tensor bias = bias_sum(g.tensor("bias_ih"), g.tensor("bias_hh"));
+  std::map<std::string, Tensor> out;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstmkit_lstm_backward", [&] {
     using S = scalar_t;
-    const auto dt = x.scalar_type();
     LstmBackward<S> b{};
-    b.f = lstm_inputs<S>(x, h0, c0, w_ih, w_hh, bias, w_hr, w_peep, w_gr, ln_ih, ln_hh, ln_cw, ln_cb,
-                         lengths, rec_mask, zone_c, zone_h, config);
+    b.f = lstm_inputs<S>(g, d, bias);
     LstmForward<S>& a = b.f;
-    const auto keep = bind_list<S, S*>(
-        saved, {&a.gates, &a.c, &a.c_new, &a.h_all, &a.h_in, &a.m, &a.a, &a.xw, &a.hw, &a.stats},
-        "saved", dt);
-    const auto g = bind_list<S, const S*>(grads, {&b.dy, &b.dh_n, &b.dc_n, &b.dgates, &b.dc_trace},
-                                          "grad", dt);
-
-    const Tensor* like[14] = {&x, &h0, &c0, &w_ih, &w_hh, nullptr, nullptr, nullptr, nullptr,
-                              nullptr, nullptr, nullptr, nullptr, nullptr};
-    const OptT* opt_like[14] = {nullptr, nullptr, nullptr, nullptr, nullptr, &b_ih, &b_hh, &w_hr,
-                                &w_peep, &w_gr, &ln_ih, &ln_hh, &ln_cw, &ln_cb};
-    for (int q = 0; q < 14; ++q) {
+    const char* saved[] = {"gates", "c", "c_new", "h_all", "h_in", "m", "a", "xw", "hw", "stats"};
+    S** dst[] = {&a.gates, &a.c, &a.c_new, &a.h_all, &a.h_in, &a.m, &a.a, &a.xw, &a.hw, &a.stats};
+    for (size_t q = 0; q < 10; ++q) *dst[q] = const_cast<S*>(cptr<S>(g.tensor(saved[q])));
+    TORCH_CHECK(a.gates && a.c && a.h_all, "lstmkit fused: lstm_backward needs gates, c and h_all");
+    if (!a.c_new) a.c_new = a.c;
+    b.dy = cptr<S>(g.tensor("grad_y"));
+    b.dh_n = cptr<S>(g.tensor("grad_h_n"));
+    b.dc_n = cptr<S>(g.tensor("grad_c_n"));
+    b.dgates = cptr<S>(g.tensor("grad_gates"));
+    b.dc_trace = cptr<S>(g.tensor("grad_c"));
+    S** grad_dst[] = {&b.dx, &b.dh0, &b.dc0, &b.dw_ih, &b.dw_hh, nullptr, nullptr, &b.dw_hr,
+                      &b.dw_peep, &b.dw_gr, &b.dln_ih, &b.dln_hh, &b.dln_cw, &b.dln_cb};
+    for (size_t q = 0; q < kN; ++q) {
+      const Tensor src = g.tensor(kLstmDiff[q]);
       const bool always = q == 1 || q == 2;  // dh0, dc0 are the kernel's running state
-      const Tensor* src = like[q] ? like[q] : (opt_like[q]->has_value() ? &opt_like[q]->value() : nullptr);
-      if (src && src->defined() && (always || need(q))) out[q] = empty_like_dtype(src->sizes(), x);
+      const bool want = src.defined() && (always || mask[q]);
+      Tensor t = want ? empty_like_dtype(src.sizes(), x) : absent(x);
+      if (grad_dst[q]) *grad_dst[q] = mptr<S>(t);
+      out[std::string("grad_") + kLstmDiff[q]] = t;
     }
     // d(b_ih) == d(b_hh): computed once, copied
-    Tensor dbias = (need(5) || need(6)) && bias.defined() ? at::empty(bias.sizes(), x.options()) : Tensor();
-    b.dx = out_ptr<S>(out[0]);
-    b.dh0 = out_ptr<S>(out[1]);
-    b.dc0 = out_ptr<S>(out[2]);
-    b.dw_ih = out_ptr<S>(out[3]);
-    b.dw_hh = out_ptr<S>(out[4]);
-    b.dbias = out_ptr<S>(dbias);
-    b.dw_hr = out_ptr<S>(out[7]);
-    b.dw_peep = out_ptr<S>(out[8]);
-    b.dw_gr = out_ptr<S>(out[9]);
-    b.dln_ih = out_ptr<S>(out[10]);
-    b.dln_hh = out_ptr<S>(out[11]);
-    b.dln_cw = out_ptr<S>(out[12]);
-    b.dln_cb = out_ptr<S>(out[13]);
+    Tensor dbias = (mask[5] || mask[6]) && bias.defined() ? at::empty(bias.sizes(), x.options()) : Tensor();
+    b.dbias = mptr<S>(dbias);
     lstm_backward<S>(b);
     if (dbias.defined()) {
-      out[5] = need(5) ? dbias : Tensor();
-      out[6] = need(6) ? (need(5) ? dbias.clone() : dbias) : Tensor();
+      if (mask[5]) out["grad_bias_ih"] = dbias;
+      if (mask[6]) out["grad_bias_hh"] = mask[5] ? dbias.clone() : dbias;
     }
+    if (!mask[1]) out["grad_h0"] = absent(x);
+    if (!mask[2]) out["grad_c0"] = absent(x);
   });
-  return out;
+  g.finish(out);
 }
 
 // ---- GRU ----------------------------------------------------------------------------------------------
 template <typename S>
-GruForward<S> gru_inputs(const Tensor& x, const Tensor& h0, const Tensor& w_ih, const Tensor& w_hh,
-                         const OptT& b_ih, const OptT& b_hh, const OptT& lengths, const OptT& rec_mask,
-                         const OptT& zone_h) {
-  const auto dt = x.scalar_type();
-  TORCH_CHECK(x.dim() == 3 && h0.dim() == 2, "lstmkit fused: expected x (T, N, I) and h0 (N, H)");
+GruForward<S> gru_inputs(const Args& g, const Dims& d) {
   GruForward<S> a{};
-  a.cfg.T = x.size(0);
-  a.cfg.N = x.size(1);
-  a.cfg.I = x.size(2);
-  a.cfg.H = h0.size(1);
-  const int64_t H = a.cfg.H, I = a.cfg.I;
-  TORCH_CHECK(w_ih.sizes() == at::IntArrayRef({3 * H, I}) && w_hh.sizes() == at::IntArrayRef({3 * H, H}),
-              "lstmkit fused: expected GRU weight_ih (", 3 * H, ", ", I, ") and weight_hh (", 3 * H,
-              ", ", H, "), got ", w_ih.sizes(), " and ", w_hh.sizes());
-  a.x = ptr<S>(x, "x", dt);
-  a.h0 = ptr<S>(h0, "h0", dt);
-  a.w_ih = ptr<S>(w_ih, "weight_ih", dt);
-  a.w_hh = ptr<S>(w_hh, "weight_hh", dt);
-  a.b_ih = ptr<S>(b_ih, "bias_ih", dt);
-  a.b_hh = ptr<S>(b_hh, "bias_hh", dt);
-  a.lengths = lengths_ptr(lengths);
-  a.rec_mask = ptr<S>(rec_mask, "rec_mask", dt);
-  a.zone_h = ptr<S>(zone_h, "zoneout_h", dt);
+  a.cfg.T = d.T;
+  a.cfg.N = d.N;
+  a.cfg.I = d.I;
+  a.cfg.H = d.H;
+  a.x = cptr<S>(g.tensor("x"));
+  a.h0 = cptr<S>(g.tensor("h0"));
+  a.w_ih = cptr<S>(g.tensor("weight_ih"));
+  a.w_hh = cptr<S>(g.tensor("weight_hh"));
+  a.b_ih = cptr<S>(g.tensor("bias_ih"));
+  a.b_hh = cptr<S>(g.tensor("bias_hh"));
+  TORCH_CHECK_VALUE((a.b_ih != nullptr) == (a.b_hh != nullptr),
+              "lstmkit fused: bias_ih and bias_hh must be given together (or both None)");
+  const Tensor lengths = g.tensor("lengths");
+  a.lengths = lengths.defined() ? lengths.data_ptr<int64_t>() : nullptr;
+  a.rec_mask = cptr<S>(g.tensor("rec_mask"));
+  a.zone_h = cptr<S>(g.tensor("zoneout_h"));
   return a;
 }
 
-std::vector<Tensor> gru_forward_op(const Tensor& x, const Tensor& h0, const Tensor& w_ih,
-                                   const Tensor& w_hh, const OptT& b_ih, const OptT& b_hh,
-                                   const OptT& lengths, const OptT& rec_mask, const OptT& zone_h) {
-  std::vector<Tensor> out;
+void gru_forward_boxed(const c10::OperatorHandle& op, torch::jit::Stack* st) {
+  Args g(op, st);
+  const Dims d = dims_of(g, false);
+  const Tensor x = g.tensor("x");
+  TORCH_CHECK_TYPE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
+              "lstmkit fused: x: expected dtype float32 or float64, got ", x.scalar_type());
+  check_args(g, d, false, x.scalar_type());
+  std::map<std::string, Tensor> out;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstmkit_gru_forward", [&] {
     using S = scalar_t;
-    GruForward<S> a = gru_inputs<S>(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, rec_mask, zone_h);
-    const int64_t T = a.cfg.T, N = a.cfg.N, H = a.cfg.H;
-    Tensor gates = empty_like_dtype({T, N, 3 * H}, x);
-    Tensor hn = empty_like_dtype({T, N, H}, x);
-    Tensor h_all = empty_like_dtype({T + 1, N, H}, x);
-    Tensor h_in = a.rec_mask ? empty_like_dtype({T, N, H}, x) : Tensor();
-    Tensor h_n = empty_like_dtype({N, H}, x);
-    a.gates = gates.data_ptr<S>();
-    a.hn = hn.data_ptr<S>();
-    a.h_all = h_all.data_ptr<S>();
-    a.h_in = out_ptr<S>(h_in);
-    a.h_n = h_n.data_ptr<S>();
+    GruForward<S> a = gru_inputs<S>(g, d);
+    const int64_t T = d.T, N = d.N, H = d.H;
+    out["gates"] = empty_like_dtype({T, N, 3 * H}, x);
+    out["hn"] = empty_like_dtype({T, N, H}, x);
+    out["h_all"] = empty_like_dtype({T + 1, N, H}, x);
+    out["h_in"] = a.rec_mask ? empty_like_dtype({T, N, H}, x) : absent(x);
+    out["h_n"] = empty_like_dtype({N, H}, x);
+    a.gates = mptr<S>(out["gates"]);
+    a.hn = mptr<S>(out["hn"]);
+    a.h_all = mptr<S>(out["h_all"]);
+    a.h_in = mptr<S>(out["h_in"]);
+    a.h_n = mptr<S>(out["h_n"]);
     gru_forward<S>(a);
-    out = {h_all.narrow(0, 1, T), h_n, gates, hn, h_all, h_in};
   });
-  return out;
+  g.finish(out);
 }
 
-std::vector<Tensor> gru_backward_op(const Tensor& x, const Tensor& h0, const Tensor& w_ih,
-                                    const Tensor& w_hh, const OptT& b_ih, const OptT& b_hh,
-                                    const OptT& lengths, const OptT& rec_mask, const OptT& zone_h,
-                                    const Tensors& saved, const Tensors& grads, at::IntArrayRef config) {
-  TORCH_CHECK(config.size() >= 1 && saved.size() == 4 && grads.size() == 3,
-              "lstmkit fused: gru_backward expects 4 saved tensors, 3 gradients and a 1-entry config");
-  const int64_t needs = config[0];
-  auto need = [&](int q) { return (needs >> q) & 1; };
-  std::vector<Tensor> out(6);
+void gru_backward_boxed(const c10::OperatorHandle& op, torch::jit::Stack* st) {
+  Args g(op, st);
+  const Dims d = dims_of(g, false);
+  const Tensor x = g.tensor("x");
+  TORCH_CHECK_TYPE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
+              "lstmkit fused: x: expected dtype float32 or float64, got ", x.scalar_type());
+  check_args(g, d, false, x.scalar_type());
+  const std::vector<bool> mask = g.bools("output_mask");
+  constexpr size_t kN = sizeof(kGruDiff) / sizeof(kGruDiff[0]);
+  TORCH_CHECK(mask.size() == kN, "lstmkit fused: output_mask: expected ", kN, " entries, got ",
+              mask.size());
+  std::map<std::string, Tensor> out;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstmkit_gru_backward", [&] {
     using S = scalar_t;
-    const auto dt = x.scalar_type();
     GruBackward<S> b{};
-    b.f = gru_inputs<S>(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, rec_mask, zone_h);
+    b.f = gru_inputs<S>(g, d);
     GruForward<S>& a = b.f;
-    const auto keep = bind_list<S, S*>(saved, {&a.gates, &a.hn, &a.h_all, &a.h_in}, "saved", dt);
-    const auto g = bind_list<S, const S*>(grads, {&b.dy, &b.dh_n, &b.dgates}, "grad", dt);
-    if (need(0)) out[0] = empty_like_dtype(x.sizes(), x);
-    out[1] = at::empty(h0.sizes(), x.options());
-    if (need(2)) out[2] = at::empty(w_ih.sizes(), x.options());
-    if (need(3)) out[3] = at::empty(w_hh.sizes(), x.options());
-    if (need(4) && b_ih.has_value()) out[4] = at::empty(b_ih->sizes(), x.options());
-    if (need(5) && b_hh.has_value()) out[5] = at::empty(b_hh->sizes(), x.options());
-    b.dx = out_ptr<S>(out[0]);
-    b.dh0 = out_ptr<S>(out[1]);
-    b.dw_ih = out_ptr<S>(out[2]);
-    b.dw_hh = out_ptr<S>(out[3]);
-    b.db_ih = out_ptr<S>(out[4]);
-    b.db_hh = out_ptr<S>(out[5]);
+    a.gates = const_cast<S*>(cptr<S>(g.tensor("gates")));
+    a.hn = const_cast<S*>(cptr<S>(g.tensor("hn")));
+    a.h_all = const_cast<S*>(cptr<S>(g.tensor("h_all")));
+    a.h_in = const_cast<S*>(cptr<S>(g.tensor("h_in")));
+    TORCH_CHECK(a.gates && a.hn && a.h_all, "lstmkit fused: gru_backward needs gates, hn and h_all");
+    b.dy = cptr<S>(g.tensor("grad_y"));
+    b.dh_n = cptr<S>(g.tensor("grad_h_n"));
+    b.dgates = cptr<S>(g.tensor("grad_gates"));
+    S** grad_dst[] = {&b.dx, &b.dh0, &b.dw_ih, &b.dw_hh, &b.db_ih, &b.db_hh};
+    for (size_t q = 0; q < kN; ++q) {
+      const Tensor src = g.tensor(kGruDiff[q]);
+      const bool want = src.defined() && (q == 1 || mask[q]);  // dh0 is the running state
+      Tensor t = want ? (q == 0 ? empty_like_dtype(src.sizes(), x) : at::empty(src.sizes(), x.options()))
+                      : absent(x);
+      *grad_dst[q] = mptr<S>(t);
+      out[std::string("grad_") + kGruDiff[q]] = t;
+    }
     gru_backward<S>(b);
+    if (!mask[1]) out["grad_h0"] = absent(x);
   });
-  return out;
-}
-
-// ---- boxed kernels: arguments popped from the operator stack, results pushed ---------------------------
-OptT opt(const c10::IValue& v) { return v.isNone() ? OptT() : OptT(v.toTensor()); }
-
-Tensors tensors(const c10::IValue& v) {
-  Tensors out;
-  for (const c10::IValue& e : v.toListRef()) out.push_back(e.isNone() ? Tensor() : e.toTensor());
-  return out;
-}
-
-void lstm_forward_boxed(const c10::OperatorHandle&, torch::jit::Stack* st) {
-  auto a = torch::jit::last(*st, 19);
-  std::vector<int64_t> cfg = a[18].toIntVector();
-  Tensors out = lstm_forward_op(a[0].toTensor(), a[1].toTensor(), a[2].toTensor(), a[3].toTensor(),
-                                a[4].toTensor(), opt(a[5]), opt(a[6]), opt(a[7]), opt(a[8]), opt(a[9]),
-                                opt(a[10]), opt(a[11]), opt(a[12]), opt(a[13]), opt(a[14]), opt(a[15]),
-                                opt(a[16]), opt(a[17]), cfg);
-  torch::jit::drop(*st, 19);
-  st->emplace_back(std::move(out));
-}
-
-void lstm_backward_boxed(const c10::OperatorHandle&, torch::jit::Stack* st) {
-  auto a = torch::jit::last(*st, 21);
-  std::vector<int64_t> cfg = a[20].toIntVector();
-  Tensors out = lstm_backward_op(a[0].toTensor(), a[1].toTensor(), a[2].toTensor(), a[3].toTensor(),
-                                 a[4].toTensor(), opt(a[5]), opt(a[6]), opt(a[7]), opt(a[8]),
-                                 opt(a[9]), opt(a[10]), opt(a[11]), opt(a[12]), opt(a[13]),
-                                 opt(a[14]), opt(a[15]), opt(a[16]), opt(a[17]), tensors(a[18]),
-                                 tensors(a[19]), cfg);
-  torch::jit::drop(*st, 21);
-  st->emplace_back(std::move(out));
-}
-
-void gru_forward_boxed(const c10::OperatorHandle&, torch::jit::Stack* st) {
-  auto a = torch::jit::last(*st, 9);
-  Tensors out = gru_forward_op(a[0].toTensor(), a[1].toTensor(), a[2].toTensor(), a[3].toTensor(),
-                               opt(a[4]), opt(a[5]), opt(a[6]), opt(a[7]), opt(a[8]));
-  torch::jit::drop(*st, 9);
-  st->emplace_back(std::move(out));
-}
-
-void gru_backward_boxed(const c10::OperatorHandle&, torch::jit::Stack* st) {
-  auto a = torch::jit::last(*st, 12);
-  std::vector<int64_t> cfg = a[11].toIntVector();
-  Tensors out = gru_backward_op(a[0].toTensor(), a[1].toTensor(), a[2].toTensor(), a[3].toTensor(),
-                                opt(a[4]), opt(a[5]), opt(a[6]), opt(a[7]), opt(a[8]), tensors(a[9]),
-                                tensors(a[10]), cfg);
-  torch::jit::drop(*st, 12);
-  st->emplace_back(std::move(out));
+  g.finish(out);
 }
 
 void info_boxed(const c10::OperatorHandle&, torch::jit::Stack* st) {
@@ -485,25 +617,16 @@ void info_boxed(const c10::OperatorHandle&, torch::jit::Stack* st) {
 }  // namespace
 }  // namespace lstmkit
 
-TORCH_LIBRARY(lstmkit, m) {
+// The schemas of these four are defined in Python (lstmkit/kernels/ops.py, from schema.py's tables).
+TORCH_LIBRARY_IMPL(lstmkit, CPU, m) {
   using namespace lstmkit;
   using torch::CppFunction;
-  m.def("lstm_forward(Tensor x, Tensor h0, Tensor c0, Tensor w_ih, Tensor w_hh, Tensor? b_ih, "
-        "Tensor? b_hh, Tensor? w_hr, Tensor? w_peep, Tensor? w_gr, Tensor? ln_ih, Tensor? ln_hh, "
-        "Tensor? ln_cw, Tensor? ln_cb, Tensor? lengths, Tensor? rec_mask, Tensor? zone_c, "
-        "Tensor? zone_h, int[] config) -> Tensor[]",
-        CppFunction::makeFromBoxedFunction<&lstm_forward_boxed>());
-  m.def("lstm_backward(Tensor x, Tensor h0, Tensor c0, Tensor w_ih, Tensor w_hh, Tensor? b_ih, "
-        "Tensor? b_hh, Tensor? w_hr, Tensor? w_peep, Tensor? w_gr, Tensor? ln_ih, Tensor? ln_hh, "
-        "Tensor? ln_cw, Tensor? ln_cb, Tensor? lengths, Tensor? rec_mask, Tensor? zone_c, "
-        "Tensor? zone_h, Tensor?[] saved, Tensor?[] grads, int[] config) -> Tensor[]",
-        CppFunction::makeFromBoxedFunction<&lstm_backward_boxed>());
-  m.def("gru_forward(Tensor x, Tensor h0, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh, "
-        "Tensor? lengths, Tensor? rec_mask, Tensor? zone_h) -> Tensor[]",
-        CppFunction::makeFromBoxedFunction<&gru_forward_boxed>());
-  m.def("gru_backward(Tensor x, Tensor h0, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh, "
-        "Tensor? lengths, Tensor? rec_mask, Tensor? zone_h, Tensor?[] saved, Tensor?[] grads, "
-        "int[] config) -> Tensor[]",
-        CppFunction::makeFromBoxedFunction<&gru_backward_boxed>());
-  m.def("info() -> str", CppFunction::makeFromBoxedFunction<&info_boxed>());
+  m.impl("lstm_forward", CppFunction::makeFromBoxedFunction<&lstm_forward_boxed>());
+  m.impl("lstm_backward", CppFunction::makeFromBoxedFunction<&lstm_backward_boxed>());
+  m.impl("gru_forward", CppFunction::makeFromBoxedFunction<&gru_forward_boxed>());
+  m.impl("gru_backward", CppFunction::makeFromBoxedFunction<&gru_backward_boxed>());
+}
+
+TORCH_LIBRARY_FRAGMENT(lstmkit, m) {
+  m.def("info() -> str", torch::CppFunction::makeFromBoxedFunction<&lstmkit::info_boxed>());
 }

@@ -1,0 +1,289 @@
+"""ONNX export of ``lstmkit::lstm_forward`` with the TorchScript exporter (``torch.onnx.export(...,
+dynamo=False)``, the default of the direct call ``torch.onnx.export(layer, (x,), path)``).
+
+Where the ONNX ``LSTM`` operator expresses the math exactly, one direction of a layer becomes one
+ONNX ``LSTM`` node (gate order i, o, f, c; peephole P = [p_i, p_o, p_f]; ``input_forget=1`` is
+lstmkit's CIFG, ``f = 1 - i``; activations Sigmoid, Tanh, Relu, Softsign, HardSigmoid(1/6, 1/2)
+and Affine(1, 0) for identity; ``sequence_lens`` from ``lengths``). That covers the vanilla cell,
+peepholes, CIFG, the activation variants (NIAF, NOAF...) and bias=False; bidirectional layers and
+stacks are composed around it by the layer (time reversal within each length).
+
+Not expressible by the ONNX operator (layer norm, gate recurrence, projection, removed gates
+NIG/NFG/NOG, zoneout, recurrent dropout): export raises a ValueError naming the option. The gate
+trace (``return_trace=True``) is not exported.
+"""
+from __future__ import annotations
+
+import torch
+
+_ACTIVATIONS = {  # lstmkit name -> (ONNX name, alpha, beta)
+    "sigmoid": ("Sigmoid", None, None),
+    "tanh": ("Tanh", None, None),
+    "identity": ("Affine", 1.0, 0.0),
+    "relu": ("Relu", None, None),
+    "hard_sigmoid": ("HardSigmoid", 1.0 / 6.0, 0.5),  # torch's hardsigmoid: clip(x/6 + 1/2, 0, 1)
+    "softsign": ("Softsign", None, None),
+}
+_registered = {"done": False}
+OPSET = 14
+
+
+def _none(v) -> bool:
+    return v is None or v.node().mustBeNone()
+
+
+def _iofc(g, w):
+    """Rows [i | f | g | o] -> ONNX's [i | o | f | c]."""
+    i, f, c, o = _split4(g, w, 0)
+    return g.op("Concat", i, o, f, c, axis_i=0)
+
+
+def _split4(g, w, axis):
+    from torch.onnx import symbolic_helper as sh
+
+    n = sh._get_tensor_sizes(w)[axis] // 4
+    sizes = g.op("Constant", value_t=torch.tensor([n] * 4, dtype=torch.int64))
+    return g.op("Split", w, sizes, axis_i=axis, outputs=4)
+
+
+def lstm_forward_symbolic(g, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr,
+                          weight_peephole, weight_gr, ln_ih, ln_hh, ln_c_weight, ln_c_bias, lengths,
+                          rec_mask, zoneout_c, zoneout_h, peephole, coupled, input_gate,
+                          forget_gate, output_gate, gate_activation, input_activation,
+                          output_activation, gate_recurrence, layer_norm, need_backward,
+                          input_grad):
+    from torch.onnx import symbolic_helper as sh
+
+    flag = lambda v: bool(sh._maybe_get_const(v, "b"))  # noqa: E731
+    name = lambda v: sh._maybe_get_const(v, "s")  # noqa: E731
+    refused = [n for n, bad in (("layer_norm", flag(layer_norm)),
+                                ("gate_recurrence", flag(gate_recurrence)),
+                                ("input_gate=False", not flag(input_gate)),
+                                ("forget_gate=False", not flag(forget_gate)),
+                                ("output_gate=False", not flag(output_gate)),
+                                ("proj_size", not _none(weight_hr)),
+                                ("recurrent dropout", not _none(rec_mask)),
+                                ("zoneout", not (_none(zoneout_c) and _none(zoneout_h))))
+               if bad]
+    if refused:
+        raise ValueError(f"lstmkit ONNX export: the ONNX LSTM operator cannot express "
+                         f"{', '.join(refused)}; export supports the vanilla cell, peepholes, CIFG, "
+                         f"activation variants, bias=False, bidirectional and lengths")
+    H = sh._get_tensor_sizes(weight_hh)[0] // 4
+    W = sh._unsqueeze_helper(g, _iofc(g, weight_ih), [0])
+    R = sh._unsqueeze_helper(g, _iofc(g, weight_hh), [0])
+    if _none(bias_ih):
+        B = g.op("Constant", value_t=torch.zeros(1, 8 * H))
+    else:
+        B = sh._unsqueeze_helper(g, g.op("Concat", _iofc(g, bias_ih), _iofc(g, bias_hh), axis_i=0), [0])
+    shape = g.op("Shape", x)
+    T = sh._slice_helper(g, shape, axes=[0], starts=[0], ends=[1])
+    N = sh._slice_helper(g, shape, axes=[0], starts=[1], ends=[2])
+    if _none(lengths):
+        seq = g.op("Expand", T, N)
+    else:
+        seq = lengths
+    seq = g.op("Cast", seq, to_i=6)  # INT32
+    inputs = [x, W, R, B, seq, sh._unsqueeze_helper(g, h0, [0]), sh._unsqueeze_helper(g, c0, [0])]
+    if flag(peephole):
+        pi, pf, po = g.op("Split", weight_peephole,
+                          g.op("Constant", value_t=torch.tensor([1, 1, 1], dtype=torch.int64)),
+                          axis_i=0, outputs=3)
+        inputs.append(g.op("Reshape", g.op("Concat", pi, po, pf, axis_i=0),
+                           g.op("Constant", value_t=torch.tensor([1, 3 * H], dtype=torch.int64))))
+    acts, alphas, betas = [], [], []
+    for a in (name(gate_activation), name(input_activation), name(output_activation)):
+        onnx_name, alpha, beta = _ACTIVATIONS[a]
+        acts.append(onnx_name)
+        if alpha is not None:
+            alphas.append(alpha)
+        if beta is not None:
+            betas.append(beta)
+    attrs = dict(hidden_size_i=H, activations_s=acts, input_forget_i=int(flag(coupled)),
+                 direction_s="forward")
+    if alphas:
+        attrs["activation_alpha_f"] = alphas
+    if betas:
+        attrs["activation_beta_f"] = betas
+    Y, Y_h, Y_c = g.op("LSTM", *inputs, outputs=3, **attrs)
+    y = sh._squeeze_helper(g, Y, [1])  # (T, N, H)
+    h_all = g.op("Concat", sh._unsqueeze_helper(g, h0, [0]), y, axis_i=0)
+    h_n, c_n = sh._squeeze_helper(g, Y_h, [0]), sh._squeeze_helper(g, Y_c, [0])
+    empty = [g.op("Constant", value_t=torch.zeros(0)) for _ in range(9)]  # trace/backward buffers
+    return (h_all, h_n, c_n, *empty)
+
+
+def register() -> None:
+    """Register the symbolic once (called when a layer runs inside torch.onnx.export)."""
+    if _registered["done"]:
+        return
+    torch.onnx.register_custom_op_symbolic("lstmkit::lstm_forward", lstm_forward_symbolic, OPSET)
+    _registered["done"] = True
+
+
+# ---- the dynamo exporter (torch.onnx.export(..., dynamo=True)) ----------------------------------------
+def lstm_forward_onnxscript(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None,
+                            weight_hr=None, weight_peephole=None, weight_gr=None, ln_ih=None,
+                            ln_hh=None, ln_c_weight=None, ln_c_bias=None, lengths=None,
+                            rec_mask=None, zoneout_c=None, zoneout_h=None, peephole=False,
+                            coupled=False, input_gate=True, forget_gate=True, output_gate=True,
+                            gate_activation="sigmoid", input_activation="tanh",
+                            output_activation="tanh", gate_recurrence=False, layer_norm=False,
+                            need_backward=True, input_grad=False):
+    """The same translation for the dynamo exporter, written with onnxscript's opset 18."""
+    from onnxscript import opset18 as op
+
+    refused = [n for n, bad in (("layer_norm", layer_norm), ("gate_recurrence", gate_recurrence),
+                                ("input_gate=False", not input_gate),
+                                ("forget_gate=False", not forget_gate),
+                                ("output_gate=False", not output_gate),
+                                ("proj_size", weight_hr is not None),
+                                ("recurrent dropout", rec_mask is not None),
+                                ("zoneout", zoneout_c is not None or zoneout_h is not None)) if bad]
+    if refused:
+        raise ValueError(f"lstmkit ONNX export: the ONNX LSTM operator cannot express "
+                         f"{', '.join(refused)}")
+    H = weight_hh.shape[0] // 4
+
+    def iofc(w):
+        i, f, c, o = op.Split(w, num_outputs=4, axis=0)
+        return op.Concat(i, o, f, c, axis=0)
+
+    zero = op.Constant(value_ints=[0])
+    W, R = op.Unsqueeze(iofc(weight_ih), zero), op.Unsqueeze(iofc(weight_hh), zero)
+    if bias_ih is None:
+        B = op.ConstantOfShape(op.Constant(value_ints=[1, 8 * H]))
+        B = op.CastLike(B, x)
+    else:
+        B = op.Unsqueeze(op.Concat(iofc(bias_ih), iofc(bias_hh), axis=0), zero)
+    shape = op.Shape(x)
+    if lengths is None:
+        seq = op.Expand(op.Slice(shape, zero, op.Constant(value_ints=[1])),
+                        op.Slice(shape, op.Constant(value_ints=[1]), op.Constant(value_ints=[2])))
+    else:
+        seq = lengths
+    seq = op.Cast(seq, to=6)
+    inputs = [x, W, R, B, seq, op.Unsqueeze(h0, zero), op.Unsqueeze(c0, zero)]
+    if peephole:
+        pi, pf, po = op.Split(weight_peephole, num_outputs=3, axis=0)
+        inputs.append(op.Reshape(op.Concat(pi, po, pf, axis=0), op.Constant(value_ints=[1, 3 * H])))
+    acts, alphas, betas = [], [], []
+    for a in (gate_activation, input_activation, output_activation):
+        name, alpha, beta = _ACTIVATIONS[a]
+        acts.append(name)
+        if alpha is not None:
+            alphas.append(alpha)
+        if beta is not None:
+            betas.append(beta)
+    attrs = dict(hidden_size=H, activations=acts, input_forget=int(coupled), direction="forward")
+    if alphas:
+        attrs["activation_alpha"] = alphas
+        attrs["activation_beta"] = betas
+    Y, Y_h, Y_c = op.LSTM(*inputs, **attrs)
+    y = op.Squeeze(Y, op.Constant(value_ints=[1]))
+    h_all = op.Concat(op.Unsqueeze(h0, zero), y, axis=0)
+    empty = op.CastLike(op.ConstantOfShape(op.Constant(value_ints=[0])), x)
+    return (h_all, op.Squeeze(Y_h, zero), op.Squeeze(Y_c, zero)) + tuple(
+        op.Identity(empty) for _ in range(9))
+
+
+def translation_table() -> dict:
+    """``custom_translation_table`` for ``torch.onnx.export(..., dynamo=True)``:
+    ``torch.onnx.export(layer, (x,), path, dynamo=True,
+    custom_translation_table=lstmkit.kernels.onnx.translation_table())``."""
+    return {torch.ops.lstmkit.lstm_forward.default: lstm_forward_onnxscript}
+
+
+# ---- variants the ONNX LSTM operator cannot express: the step in an ONNX Loop ------------------------
+# One TorchScript function per variant, generated from the equations of lstmkit.cells.lstm.lstm_step
+# with the variant's choices fixed (no branch inside the loop: the exporter cannot convert branches
+# on strings or None). Called while the TorchScript exporter traces a layer, its `for t in range(T)`
+# becomes an ONNX Loop over the (dynamic) time axis.
+_ACT_CODE = {
+    "sigmoid": "torch.sigmoid({})", "tanh": "torch.tanh({})", "relu": "torch.relu({})",
+    "hard_sigmoid": "torch.clamp({} / 6.0 + 0.5, 0.0, 1.0)",
+    "softsign": "({0}) / (1.0 + torch.abs({0}))", "identity": "({})",
+}
+_LN = "(({0}) - ({0}).mean(-1, keepdim=True)) / torch.sqrt(({0}).var(-1, unbiased=False, keepdim=True) + 1e-5)"
+_loops: dict = {}
+
+
+def _loop_source(opts, bias: bool, proj: bool, lengths: bool, zc: bool, zh: bool) -> str:
+    act = lambda name, z: _ACT_CODE[name].format(z)  # noqa: E731
+    o = opts
+    L = ["def lstm_loop(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b: Tensor,",
+         "              w_hr: Tensor, w_peep: Tensor, w_gr: Tensor, ln_ih: Tensor, ln_hh: Tensor,",
+         "              ln_cw: Tensor, ln_cb: Tensor, valid: Tensor, zone_c: Tensor, zone_h: Tensor):",
+         "    H = c0.size(1)",
+         "    h, c = h0, c0",
+         "    a = torch.cat([c0 * 0.0, c0 * 0.0, c0 * 0.0], 1)",
+         "    ys = h0.unsqueeze(0)[:0]",
+         "    for t in range(x.size(0)):",
+         "        xw = torch.matmul(x[t], w_ih.t())",
+         "        hw = torch.matmul(h, w_hh.t())"]
+    if o.layer_norm:
+        L += [f"        xw = {_LN.format('xw')} * ln_ih", f"        hw = {_LN.format('hw')} * ln_hh"]
+    L += ["        z = xw + hw" + (" + b" if bias else ""),
+          "        zi, zf, zg, zo = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]"]
+    if o.peephole:
+        L += ["        zi = zi + w_peep[0] * c", "        zf = zf + w_peep[1] * c"]
+    if o.gate_recurrence:
+        L += ["        r = torch.matmul(a, w_gr.t())",
+              "        zi, zf, zo = zi + r[:, :H], zf + r[:, H:2 * H], zo + r[:, 2 * H:]"]
+    L += ["        i = " + (act(o.gate_activation, "zi") if o.input_gate else "c * 0.0 + 1.0")]
+    L += ["        f = " + ("1.0 - i" if o.coupled else
+                           act(o.gate_activation, "zf") if o.forget_gate else "c * 0.0 + 1.0")]
+    L += ["        g = " + act(o.input_activation, "zg"), "        c_t = f * c + i * g"]
+    if o.peephole:
+        L += ["        zo = zo + w_peep[2] * c_t"]
+    L += ["        o = " + (act(o.gate_activation, "zo") if o.output_gate else "c * 0.0 + 1.0")]
+    c_out = f"{_LN.format('c_t')} * ln_cw + ln_cb" if o.layer_norm else "c_t"
+    L += [f"        c_out = {c_out}", "        h_t = o * " + act(o.output_activation, "c_out")]
+    if proj:
+        L += ["        h_t = torch.matmul(h_t, w_hr.t())"]
+    if zc:
+        L += ["        c_t = zone_c[t] * c + (1.0 - zone_c[t]) * c_t"]
+    if zh:
+        L += ["        h_t = zone_h[t] * h + (1.0 - zone_h[t]) * h_t"]
+    L += ["        a_t = torch.cat([i, f, o], 1)"]
+    if lengths:
+        L += ["        v = valid[t]", "        h_t = v * h_t + (1.0 - v) * h",
+              "        c_t = v * c_t + (1.0 - v) * c", "        a_t = v * a_t + (1.0 - v) * a",
+              "        ys = torch.cat([ys, (v * h_t).unsqueeze(0)], 0)"]
+    else:
+        L += ["        ys = torch.cat([ys, h_t.unsqueeze(0)], 0)"]
+    L += ["        h, c, a = h_t, c_t, a_t", "    return ys, h, c"]
+    return "\n".join(L) + "\n"
+
+
+def _loop_fn(opts, bias, proj, lengths, zc, zh):
+    key = (opts, bias, proj, lengths, zc, zh)
+    if key not in _loops:
+        _loops[key] = torch.jit.CompilationUnit(_loop_source(*key)).lstm_loop
+    return _loops[key]
+
+
+def expressible(opts, p) -> bool:
+    """Whether the ONNX LSTM operator computes this cell exactly."""
+    return (opts.input_gate and opts.forget_gate and opts.output_gate and not opts.layer_norm
+            and not opts.gate_recurrence and p.weight_hr is None)
+
+
+def lstm_direction_loop(x, h0, c0, p, opts, lengths, rec_mask, zoneout_c, zoneout_h):
+    """lstm_direction for the TorchScript ONNX exporter, through :func:`lstm_loop`."""
+    if rec_mask is not None:
+        raise ValueError("lstmkit ONNX export: recurrent dropout is a training-time option; "
+                         "export the layer in eval mode")
+    valid = None
+    if lengths is not None:
+        T = x.shape[0]
+        valid = (torch.arange(T).unsqueeze(1) < lengths.unsqueeze(0)).to(x.dtype).unsqueeze(2)
+    bias = None if p.bias_ih is None else p.bias_ih + p.bias_hh
+    fn = _loop_fn(opts, bias is not None, p.weight_hr is not None, valid is not None,
+                  zoneout_c is not None, zoneout_h is not None)
+    none = x.new_zeros(0)  # for the tensors this variant does not read
+    pick = lambda t: none if t is None else t  # noqa: E731
+    return fn(x, h0, c0, p.weight_ih, p.weight_hh, pick(bias), pick(p.weight_hr),
+              pick(p.weight_peephole), pick(p.weight_gr), pick(p.ln_ih), pick(p.ln_hh),
+              pick(p.ln_c_weight), pick(p.ln_c_bias), pick(valid), pick(zoneout_c),
+              pick(zoneout_h))
