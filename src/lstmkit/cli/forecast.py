@@ -16,6 +16,8 @@ from lstmkit.plotting import plot_forecast, plot_loss
 from lstmkit.training import atomic
 from lstmkit.training.checkpoint import json_bytes
 
+from . import panel
+
 
 def _columns(text: str) -> list[str]:
     return [c.strip() for c in text.split(",") if c.strip()]
@@ -106,9 +108,11 @@ def add_parser(sub) -> None:
     p = sub.add_parser("forecast", help="train an LSTM forecaster and compare it with baselines",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("csv", nargs="?", help="CSV file, one row per time step (default: bundled airline "
-                   "passengers 1949-1960)")
+                   "passengers 1949-1960); a long CSV with an id column (unique_id, ds, y) or a Monash "
+                   ".tsf file trains one global model on many series")
     p.add_argument("--out", default="forecast_out", help="output folder (default: forecast_out)")
     add_model_options(p)
+    panel.add_panel_options(p)
     p.set_defaults(run=run)
 
 
@@ -149,6 +153,8 @@ def report(fc: Forecaster, ev: Evaluation, paths: list[Path], seconds: float) ->
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     set_threads(args.threads)
+    if args.csv and panel.is_panel_file(args.csv, args.id_col):
+        return panel.run(args)                   # many series: one global model
     if args.csv:
         data, name = read_csv(args.csv), Path(args.csv).name
     else:
