@@ -101,6 +101,9 @@ def config_from_args(args: argparse.Namespace, base: ForecastConfig | None = Non
             setattr(cfg.train, field_name, value)
     if getattr(args, "tbptt", None):
         cfg.stateful = True
+    if getattr(args, "layer_option", None):
+        from lstmkit.forecasting.factory import parse_layer_option
+        cfg.layer_options = dict(parse_layer_option(t) for t in args.layer_option)
     return cfg
 
 

@@ -55,7 +55,7 @@ def add_panel_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--quantiles", type=_quantiles, help="quantile levels to forecast with the pinball "
                    "loss, e.g. 0.05,0.5,0.95; coverage is reported beside the nominal level")
     g.add_argument("--scaling", choices=("last", "level"), help="per-series normalisation: relative to "
-                   "the last value (default) or to an exponentially smoothed level (ES-RNN)")
+                   "an exponentially smoothed level (ES-RNN; default) or to the last value")
     g.add_argument("--id-embedding", type=int, help="size of a learned series-id embedding (default 0: none)")
     g.add_argument("--baselines", choices=("none", "fast", "all"), help="classical baselines "
                    "(statsforecast): none, fast (no ARIMA) or all (default)")

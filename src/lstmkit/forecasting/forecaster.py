@@ -37,6 +37,7 @@ from lstmkit.training.checkpoint import (json_bytes, load_bundle, save_bundle, t
                                          tensors_to_bytes)
 
 from .config import ForecastConfig
+from .factory import network
 from .model import LSTMForecaster
 from .report import Evaluation, evaluate_forecasts
 
@@ -83,8 +84,9 @@ class Forecaster:
     def _build(self) -> LSTMForecaster:
         cfg = self.config
         n_in = len(cfg.target) + len(cfg.covariates)
-        return LSTMForecaster(n_in, cfg.horizon * len(cfg.target), cfg.hidden, cfg.layers, cfg.dropout,
-                              cfg.preset)
+        options = {**({"preset": cfg.preset} if cfg.preset else {}), **cfg.layer_options}
+        return network("lstm", n_in, cfg.horizon * len(cfg.target), cfg.hidden, cfg.layers, cfg.dropout,
+                       options)
 
     def _inputs(self, y: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw y (T, K), c (T, C) -> model inputs x (T', F) and scaled targets t (T', K)."""

@@ -43,7 +43,7 @@ class GlobalConfig:
     backtest: int = 1                      # rolling origins (each `holdout` steps apart)
     refit: bool = False                    # backtest: retrain the LSTM at every origin
     # --- normalisation per series ---
-    scaling: str = "last"                  # "last": each window relative to its last value (log
+    scaling: str = "level"                 # "last": each window relative to its last value (log
                                            # ratio when the series is positive), in units of the
                                            # series' mean absolute one-step change;
                                            # "level": relative to an exponentially smoothed level
