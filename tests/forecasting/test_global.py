@@ -220,3 +220,17 @@ def test_single_series_forecaster_gets_layer_options():
     fc = Forecaster(cfg).fit(np.sin(np.arange(30.0)))
     opts = fc.models[0].lstm.options
     assert opts.coupled and opts.layer_norm
+
+
+def test_factory_builds_the_same_single_series_network_as_before():
+    """The airline main job must not change: the factory's "lstm" entry initialises exactly the
+    LSTMForecaster the Forecaster built directly before the factory existed."""
+    from lstmkit.forecasting.factory import network
+    from lstmkit.forecasting.model import LSTMForecaster
+    torch.manual_seed(0)
+    direct = LSTMForecaster(1, 12, 32, 1, 0.0, None).state_dict()
+    torch.manual_seed(0)
+    made = network("lstm", 1, 12, 32, 1, 0.0, {}).state_dict()
+    assert direct.keys() == made.keys()
+    for k in direct:
+        torch.testing.assert_close(direct[k], made[k], rtol=0, atol=0)

@@ -43,11 +43,11 @@ class GlobalConfig:
     backtest: int = 1                      # rolling origins (each `holdout` steps apart)
     refit: bool = False                    # backtest: retrain the LSTM at every origin
     # --- normalisation per series ---
-    scaling: str = "level"                 # "last": each window relative to its last value (log
-                                           # ratio when the series is positive), in units of the
-                                           # series' mean absolute one-step change;
-                                           # "level": relative to an exponentially smoothed level
-                                           # (ES-RNN, Smyl 2020), smoothing chosen per series
+    scaling: str = "level"                 # windows in units of the series' mean absolute one-step
+                                           # change (of log y when positive), relative to
+                                           # "level": an exponentially smoothed level (ES-RNN,
+                                           # Smyl 2020), smoothing chosen per series, or
+                                           # "last": the last value
     # --- model (see lstmkit.forecasting.factory) ---
     model: str = "global_lstm"
     hidden: int = 32

@@ -11,7 +11,7 @@ Normalisation (per series i, fitted on its training part): u = log(y) when every
 u = y; s_i = mean |u_t - u_{t-1}| (the naive forecast's in-sample error, MASE's scale on u);
 z = u / s_i. A window with origin o reads z[o-l+1 .. o] - r_o (l = min(lookback, o+1); shorter
 histories are padded and passed with lengths=) and is trained to emit z[o+1 .. o+H] - r_o, with
-r_o = z[o] ("last") or the exponentially smoothed level of z at o ("level", ES-RNN). With the
+r_o = the exponentially smoothed level of z at o ("level", ES-RNN; the default) or z[o] ("last"). With the
 default L1 loss this is, step for step, the MASE of the log series: what the benchmark scores.
 """
 from __future__ import annotations
@@ -204,7 +204,7 @@ class GlobalForecaster:
         return Windows(torch.from_numpy(x), torch.from_numpy(y), extra)
 
     # ---------------------------------------------------------------- fitting
-    def fit(self, data, verbose: bool = False) -> "GlobalForecaster":
+    def fit(self, data) -> "GlobalForecaster":
         """Train on every series minus its last `holdout` steps (kept for evaluate())."""
         self.config.check()
         cfg = self.config
@@ -242,9 +242,6 @@ class GlobalForecaster:
             loss = pinball_loss(cfg.levels)
         else:
             loss = masked_l1 if cfg.loss == "mae" else masked_l2
-        if cfg.levels:
-            # targets (N, H); the network emits (N, H*Q)
-            pass
         self.result = train(self._build, train_data, val_data, cfg.train, loss_fn=loss,
                             desc="training global LSTM")
         self.models = []
