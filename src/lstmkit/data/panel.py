@@ -250,9 +250,7 @@ def from_long(frame: pd.DataFrame, id_col: str = "unique_id", time_col: Optional
         covs.append(cv)
     if len(freqs) > 1:
         raise LstmkitError(f"series have different frequencies {sorted(freqs)}; a panel needs one")
-    freq = freqs.pop() if freqs else None
-    if dated and freq is None:
-        freq = None       # every series shorter than 3 steps: no frequency can be inferred
+    freq = freqs.pop() if freqs else None     # None when every series is shorter than 3 steps
     return Panel(ids, values, starts if dated and freq else None, freq, list(covariates), covs,
                  season=_season_of(freq), id_col=id_col, time_col=time_col or "ds", target=target)
 

@@ -214,11 +214,12 @@ class GlobalForecaster:
         self.panel = panel
         cut = cfg.holdout * cfg.backtest if cfg.backtest > 1 and not cfg.refit else cfg.holdout
         train_panel = panel.head(cut)
-        short = [(panel.ids[i], len(v)) for i, v in enumerate(train_panel.values) if len(v) < 2 + cfg.val]
+        need = cfg.holdout * cfg.backtest + cfg.val + 2          # the earliest origin's history
+        short = [(panel.ids[i], len(v)) for i, v in enumerate(panel.values) if len(v) < need]
         if short:
-            raise LstmkitError(f"{len(short)} series are too short for holdout {cut} + validation "
-                               f"{cfg.val} + 2 training steps, e.g. {short[0][0]!r} with "
-                               f"{short[0][1] + cut} steps")
+            raise LstmkitError(f"{len(short)} series are too short for holdout {cfg.holdout} x backtest "
+                               f"{cfg.backtest} + validation {cfg.val} + 2 training steps = {need}, "
+                               f"e.g. {short[0][0]!r} with {short[0][1]} steps")
         self._fit_on(train_panel)
         return self
 
