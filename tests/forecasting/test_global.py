@@ -36,7 +36,7 @@ def test_windows_bookkeeping():
     gf.scale = SeriesScale(np.array([False]), np.array([2.0]), np.array([1.0]))
     w = gf._windows(panel.values, panel.cov_values, [5], [np.array([0, 2, 4])], [0])
     assert w.x.shape == (3, 3, 1)
-    np.testing.assert_array_equal(w.extra["lengths"].numpy(), [1, 3, 3])
+    np.testing.assert_array_equal(w.lengths.numpy(), [1, 3, 3])
     np.testing.assert_array_equal(w.x[0, :, 0].numpy(), [0, 0, 0])          # length 1, padded
     np.testing.assert_array_equal(w.x[1, :, 0].numpy(), [-2, -1, 0])
     np.testing.assert_array_equal(w.y[:2].numpy(), [[1, 2], [1, 2]])

@@ -198,10 +198,11 @@ class GlobalForecaster:
                 y[row, :m] = z[o + 1:o + 1 + m] - r[o]
                 ids[row] = i
                 row += 1
-        extra = {"lengths": torch.from_numpy(lengths), "ids": torch.from_numpy(ids)}
+        extra = {"ids": torch.from_numpy(ids)}
         if C:
             extra["future"] = torch.from_numpy(fut)
-        return Windows(torch.from_numpy(x), torch.from_numpy(y), extra)
+        return Windows(torch.from_numpy(x), torch.from_numpy(y), lengths=torch.from_numpy(lengths),
+                       extra=extra)
 
     # ---------------------------------------------------------------- fitting
     def fit(self, data) -> "GlobalForecaster":
@@ -362,7 +363,7 @@ class GlobalForecaster:
         i = 0 if example is None else self._series_of(Panel([str(example)], [np.ones(1)]))[0]
         v, c = self.panel.values[i], self.panel.cov_values[i]
         w = self._windows([v], [c], [0], [np.array([len(v) - 1])], [i])
-        l = int(w.extra["lengths"][0])
+        l = int(w.lengths[0])
         labels = [str(t) for t in self.panel.times(i, l, len(v) - l)]
         return self.models[0].lstm, w.x[:1, :l], labels
 
