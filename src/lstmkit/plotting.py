@@ -275,3 +275,68 @@ def gates_html(path: str | Path, title: str, sections: Sequence[tuple[str, str, 
                      f"<img alt='{html.escape(heading)}' src='data:image/png;base64,{data}'>")
     parts.append("</body></html>\n")
     return atomic.write_text(path, "".join(parts))
+
+
+def plot_series_grid(path: str | Path, series: Sequence[Mapping], title: str = "",
+                     cols: int = 3) -> Path:
+    """A grid of a few series of a panel, one panel per series. Each item of `series` is a mapping
+    with "name", "x_hist", "history", "x_future", "truth" and "forecasts" {model: (H,)}, optionally
+    "band" (lower (H,), upper (H,), label) for the LSTM's quantile interval."""
+    n = max(1, len(series))
+    cols = min(cols, n)
+    rows = (n + cols - 1) // cols
+    fig = Figure(figsize=(4.2 * cols, 2.8 * rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for ax, item in zip(axes, series):
+        ax.plot(list(item["x_hist"]), item["history"], color="black", lw=1.2, label="history")
+        xf = list(item["x_future"])
+        ax.plot([list(item["x_hist"])[-1], *xf], [item["history"][-1], *item["truth"]], color="black",
+                lw=1.2, ls="--", label="holdout (truth)")
+        if item.get("band") is not None:
+            lo, hi, label = item["band"]
+            ax.fill_between(xf, lo, hi, color=COLORS["LSTM"], alpha=0.15, lw=0, label=label)
+        extra = iter(_CYCLE)
+        for name, f in item["forecasts"].items():
+            ax.plot(xf, f, color=COLORS.get(name) or next(extra), lw=2.0 if name == "LSTM" else 1.0,
+                    label=name, zorder=3 if name == "LSTM" else 2)
+        ax.set_title(str(item["name"]), fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(series):]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize=7, frameon=False)
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def plot_mase_comparison(path: str | Path, mase: Mapping[str, np.ndarray], title: str = "") -> Path:
+    """Per-series MASE of each model: a box per model (log scale) and, beside it, the LSTM's MASE
+    against the best baseline's on every series (points under the diagonal: the LSTM did better).
+    mase: {model: (N,)} aligned by series, "LSTM" among them."""
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2)
+    names = list(mase)
+    data = [np.asarray(mase[n])[np.isfinite(mase[n]) & (np.asarray(mase[n]) > 0)] for n in names]
+    ax1.boxplot(data, showmeans=True)
+    ax1.set_xticks(range(1, len(names) + 1), names, rotation=20, fontsize=8)
+    ax1.set_yscale("log")
+    ax1.set_ylabel("MASE per series (log scale; triangle = mean)")
+    ax1.grid(alpha=0.3, which="both")
+    base = {n: np.nanmean(v) for n, v in mase.items() if n != "LSTM" and np.isfinite(v).any()}
+    if "LSTM" in mase and base:
+        best = min(base, key=base.get)
+        x, y = np.asarray(mase[best]), np.asarray(mase["LSTM"])
+        ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+        ax2.scatter(x[ok], y[ok], s=10, color=COLORS["LSTM"], alpha=0.6)
+        lim = [min(x[ok].min(), y[ok].min()), max(x[ok].max(), y[ok].max())] if ok.any() else [0.1, 10]
+        ax2.plot(lim, lim, color="0.5", lw=0.8)
+        ax2.set_xscale("log")
+        ax2.set_yscale("log")
+        ax2.set_xlabel(f"{best} MASE (best baseline by mean)")
+        ax2.set_ylabel("LSTM MASE")
+        ax2.set_title(f"LSTM better on {int((y[ok] < x[ok]).sum())} of {int(ok.sum())} series", fontsize=9)
+        ax2.grid(alpha=0.3, which="both")
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, path)

@@ -23,6 +23,8 @@ from lstmkit.training.progress import phase
 OUTPUTS = ("forecast.png", "loss.png", "metrics.json")   # besides model/
 MIN_FREE_BYTES = 32 << 20                                  # refuse to start with less free space
 
+from . import panel
+
 
 def _columns(text: str) -> list[str]:
     return [c.strip() for c in text.split(",") if c.strip()]
@@ -171,6 +173,9 @@ def config_from_args(args: argparse.Namespace, base: ForecastConfig | None = Non
             setattr(cfg.train, field_name, value)
     if getattr(args, "tbptt", None):
         cfg.stateful = True
+    if getattr(args, "layer_option", None):
+        from lstmkit.forecasting.factory import parse_layer_option
+        cfg.layer_options = dict(parse_layer_option(t) for t in args.layer_option)
     return cfg
 
 
@@ -178,9 +183,11 @@ def add_parser(sub) -> None:
     p = sub.add_parser("forecast", help="train an LSTM forecaster and compare it with baselines",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("csv", nargs="?", help="CSV file, one row per time step (default: bundled airline "
-                   "passengers 1949-1960)")
+                   "passengers 1949-1960); a long CSV with an id column (unique_id, ds, y) or a Monash "
+                   ".tsf file trains one global model on many series")
     p.add_argument("--out", default="forecast_out", help="output folder (default: forecast_out)")
     add_model_options(p)
+    panel.add_panel_options(p)
     p.set_defaults(run=run)
 
 
@@ -282,6 +289,8 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     out = Path(args.out)
     check_output_folder(out)
+    if args.csv and panel.is_panel_file(args.csv, args.id_col):
+        return panel.run(args)                   # many series: one global model
     if args.csv:
         data, name = read_csv(args.csv), Path(args.csv).name
     else:

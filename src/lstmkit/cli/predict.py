@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("predict", help="forecast beyond the data with a saved model",
                        description=__doc__)
     p.add_argument("csv", nargs="?", help="CSV with the same columns as the training data "
-                   "(default: the data saved with the model)")
+                   "(default: the data saved with the model); for a global model a long CSV or .tsf")
     p.add_argument("--model", required=True, help="model folder written by 'lstmkit forecast' (…/model)")
     p.add_argument("--horizon", type=int, help="steps to forecast (default: the model's horizon; "
                    "longer forecasts feed predictions back)")
@@ -41,6 +41,10 @@ def _check_output(path: Path, header: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lstmkit.forecasting.global_forecaster import is_global_folder
+    if is_global_folder(args.model):
+        from .panel import predict
+        return predict(args)                     # a global model: every series it was trained on
     fc = Forecaster.load(args.model)
     data = read_csv(args.csv) if args.csv else None
     table = fc.predict(args.horizon, data=data)

@@ -109,6 +109,8 @@ class ForecastConfig:
     hidden: int = 32                       # hidden size of each layer
     preset: Optional[str] = None           # LSTM variant of lstmkit.PRESETS (Greff et al.); None = vanilla
     dropout: float = 0.0                   # dropout between layers and before the output layer
+    layer_options: dict = field(default_factory=dict)  # any other lstmkit.LSTM option (LSTMOptions
+                                           # fields, zoneout, recurrent_dropout; forecasting.factory)
     # --- training (Adam, clipping, early stopping, restarts, truncated BPTT) ---
     train: TrainConfig = field(default_factory=default_training)
     stateful: bool = False                 # train on the whole series as one stream in chunks of
@@ -132,6 +134,9 @@ class ForecastConfig:
             d = dict(d)
             if "train" in d:
                 d["train"] = TrainConfig(**d["train"])
+            if isinstance(d.get("layer_options"), dict):     # JSON turns a zoneout pair into a list
+                d["layer_options"] = {k: tuple(v) if isinstance(v, list) else v
+                                      for k, v in d["layer_options"].items()}
             return cls(**d)
         except TypeError as e:
             raise LstmkitError(f"config: {e}") from None
@@ -159,6 +164,8 @@ class ForecastConfig:
             from lstmkit.cells import PRESETS
             if self.preset not in PRESETS:
                 raise LstmkitError(f"preset must be one of {sorted(PRESETS)} or None, got {self.preset!r}")
+        from .factory import check_layer_options
+        check_layer_options({**self.layer_options, **({"preset": self.preset} if self.preset else {})})
         if self.stateful and self.train.tbptt < 1:
             raise LstmkitError("stateful training needs train.tbptt >= 1 (the chunk length)")
         self.train.check()

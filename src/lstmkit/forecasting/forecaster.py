@@ -5,6 +5,11 @@
     fc.predict(12)       # forecast beyond the end of the data, with a prediction interval
     fc.save("model/");  Forecaster.load("model/")
 
+Many series (a long `unique_id, ds, y` frame, a list of series, a Monash .tsf path, a Panel) are
+handed to `GlobalForecaster` (one global LSTM): `Forecaster(GlobalConfig(...))` or a ForecastConfig
+whose non-default fields (horizon, lookback, holdout, val, season, hidden, layers, dropout, preset)
+carry over; predict / evaluate / save then act on the global model.
+
 The pipeline, each step in its own module:
     data.prepare (checks) -> data.TargetTransform (log, differencing) -> data.StandardScaler (fitted on
     the training block) -> data.windows / time_split -> training.train -> LSTMForecaster.
@@ -32,6 +37,7 @@ from lstmkit.training.checkpoint import (json_bytes, load_bundle, save_bundle, t
                                          tensors_to_bytes)
 
 from .config import ForecastConfig
+from .factory import network
 from .model import LSTMForecaster
 from .report import Evaluation, evaluate_forecasts
 
@@ -65,6 +71,11 @@ class _Fitted:
 
 class Forecaster:
     def __init__(self, config: Optional[ForecastConfig] = None):
+        from .global_config import GlobalConfig
+        from .global_forecaster import GlobalForecaster
+        self._global: Optional[GlobalForecaster] = None
+        if isinstance(config, GlobalConfig):
+            self._global = GlobalForecaster(config)
         self.config = copy.deepcopy(config) if config is not None else ForecastConfig()
         self.models: list[LSTMForecaster] = []
         self.result: Optional[TrainResult] = None
@@ -88,8 +99,9 @@ class Forecaster:
     def _build(self) -> LSTMForecaster:
         cfg = self.config
         n_in = len(cfg.target) + len(cfg.covariates)
-        return LSTMForecaster(n_in, cfg.horizon * len(cfg.target), cfg.hidden, cfg.layers, cfg.dropout,
-                              cfg.preset)
+        options = {**({"preset": cfg.preset} if cfg.preset else {}), **cfg.layer_options}
+        return network("lstm", n_in, cfg.horizon * len(cfg.target), cfg.hidden, cfg.layers, cfg.dropout,
+                       options)
 
     def _inputs(self, y: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw y (T, K), c (T, C) -> model inputs x (T', F) and scaled targets t (T', K)."""
@@ -100,8 +112,35 @@ class Forecaster:
             parts.append(f.cov_scaler.transform(c[f.transform.lost:]))
         return np.concatenate(parts, axis=1), t
 
+    def _fit_global(self, data) -> "Forecaster":
+        from .global_config import GlobalConfig
+        from .global_forecaster import GlobalForecaster
+        if self._global is None:
+            base, cfg = ForecastConfig(), GlobalConfig()
+            for name in ("horizon", "lookback", "holdout", "val", "season", "hidden", "layers", "dropout"):
+                if getattr(self.config, name) != getattr(base, name):
+                    setattr(cfg, name, getattr(self.config, name))
+            if self.config.preset:
+                cfg.layer_options["preset"] = self.config.preset
+            if self.config.target:
+                cfg.target = self.config.target[0]
+            if self.config.time_col:
+                cfg.time_col = self.config.time_col
+            cfg.covariates = list(self.config.covariates)
+            if self.config.train != base.train:
+                cfg.train = copy.deepcopy(self.config.train)
+            self._global = GlobalForecaster(cfg)
+        self._global.fit(data)
+        self.config = self._global.config
+        self.models, self.result = self._global.models, self._global.result
+        return self
+
     def fit(self, data) -> "Forecaster":
-        """Train on `data` minus its holdout (the last `holdout` steps, kept for evaluate())."""
+        """Train on `data` minus its holdout (the last `holdout` steps, kept for evaluate()).
+        Many series (see the module docstring) train one global model."""
+        from lstmkit.data.panel import is_panel_input
+        if self._global is not None or is_panel_input(data):
+            return self._fit_global(data)
         self.config.check()
         series = prepare(data, self.config.target, self.config.covariates, self.config.time_col)
         cfg = self.config = self._resolve(series)
@@ -268,7 +307,10 @@ class Forecaster:
     def predict(self, horizon: Optional[int] = None, data=None) -> pd.DataFrame:
         """Forecast `horizon` steps (default: the model's) beyond the end of `data` (default: the data
         given to fit, holdout included). Returns a DataFrame: time (or step), then for each target
-        its forecast and the interval's lower and upper bounds."""
+        its forecast and the interval's lower and upper bounds. A global model returns a long frame
+        (id, time, forecast) for every series."""
+        if self._global is not None:
+            return self._global.predict(horizon, data)
         cfg = self.config
         steps = cfg.horizon if horizon is None else horizon
         if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or not 1 <= steps <= MAX_STEPS:
@@ -294,7 +336,11 @@ class Forecaster:
 
         baselines: "all" (naive, seasonal naive, ARIMA, Holt-Winters; the last two fitted on a tail
         window of the history, see baselines.py), "fast" (naive and seasonal naive), "none";
-        True / False mean "all" / "none"."""
+        True / False mean "all" / "none".
+        A global model returns its GlobalEvaluation (per-series scores beside statsforecast's baselines)."""
+        if self._global is not None:
+            return self._global.evaluate(**({} if baselines is True else
+                                            {"baselines": "none" if baselines is False else baselines}))
         cfg, series = self.config, self.series
         if series is None or not self.models:
             raise LstmkitError("Forecaster.evaluate needs the data it was fitted on: call fit() first")
@@ -337,6 +383,8 @@ class Forecaster:
     def save(self, path) -> Path:
         """Write the model folder atomically: config.json, scaler.json, weights.safetensors,
         history.safetensors and manifest.json (SHA-256 of each)."""
+        if self._global is not None:
+            return self._global.save(path)
         if not self.models:
             raise LstmkitError("Forecaster.save: nothing to save, fit() first")
         f, series = self._fitted, self.series
@@ -368,6 +416,12 @@ class Forecaster:
         Nothing read is trusted: every field of config.json and scaler.json is checked, and the
         weights' shapes are compared with the configured model (built on the meta device, which
         allocates nothing) before any model is built."""
+        from .global_forecaster import GlobalForecaster, is_global_folder
+        if is_global_folder(path):
+            gf = GlobalForecaster.load(path)
+            self = cls(gf.config)
+            self._global, self.models = gf, gf.models
+            return self
         files = load_bundle(path, "forecaster", FILES)
 
         def bad(what):

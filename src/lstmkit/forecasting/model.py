@@ -14,10 +14,15 @@ from lstmkit.layers import LSTM
 
 class LSTMForecaster(nn.Module):
     def __init__(self, n_inputs: int, n_outputs: int, hidden_size: int = 32, num_layers: int = 1,
-                 dropout: float = 0.0, preset: str | None = None):
+                 dropout: float = 0.0, preset: str | None = None, layer_options: dict | None = None):
         super().__init__()
+        # layer_options: any lstmkit.LSTM keyword (preset, LSTMOptions fields, zoneout, ...), see
+        # lstmkit.forecasting.factory
+        options = dict(layer_options or {})
+        if preset is not None:
+            options.setdefault("preset", preset)
         self.lstm = LSTM(n_inputs, hidden_size, num_layers, batch_first=True,
-                         dropout=dropout if num_layers > 1 else 0.0, preset=preset)
+                         dropout=dropout if num_layers > 1 else 0.0, **options)
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, n_outputs)
 

@@ -18,11 +18,18 @@ Data comes in one of two forms:
                     Optional lengths (N,): x is padded past them; they go to the model as lengths=.
                     x may also be a tuple of tensors that share their first dimension N (e.g. an
                     encoder-decoder's source, source lengths and decoder input); the model then
-                    receives the tuple as its x
+                    receives the tuple as its x.
+                    `extra` holds other per-window tensors (N, ...) passed to the model as keyword
+                    arguments (e.g. ids=, future= of the global forecaster).
     Stream(x, y)    B long sequences, x (B, T, F), y (B, T, O) with NaN where a step has no target;
                     trained in chunks of `tbptt` steps whose final state starts the next chunk
                     (detached: gradients stop at chunk borders). A validation Stream runs the model
                     over all of x (the training part warms the state up) and scores its y.
+
+Distributed data parallel: when torch.distributed is initialised (e.g. under
+`torchrun --nproc_per_node 2`, backend gloo on CPU), every process builds the same model from the
+same seed, wraps it in DistributedDataParallel and trains on its share (rank::world) of each batch of
+Windows; gradients are averaged across processes, so all of them end with the same weights.
 """
 from __future__ import annotations
 
@@ -74,6 +81,14 @@ class Windows:
     x: Union[Tensor, tuple]  # (N, L, F), or a tuple of tensors each with N rows first
     y: Tensor  # (N, O) for the last step, or (N, L, O) for every step; integer: class indices
     lengths: Optional[Tensor] = None  # (N,) int64 real length of each padded sequence, or None
+    extra: Optional[dict[str, Tensor]] = None  # per-window model keyword arguments, each (N, ...)
+
+    def kwargs(self, idx=None) -> dict[str, Tensor]:
+        """The model's keyword arguments for all windows (or the subset idx): lengths and extra."""
+        out = {k: v if idx is None else v[idx] for k, v in (self.extra or {}).items()}
+        if self.lengths is not None:
+            out["lengths"] = self.lengths if idx is None else self.lengths[idx]
+        return out
 
 
 def _rows(x, idx: Tensor):
@@ -151,27 +166,42 @@ def _pick(out: Tensor, y: Tensor) -> Tensor:
 
 
 def _forward(model: nn.Module, data: "Windows", idx=None):
-    """model(x) on the windows (or the subset idx), passing lengths= when the data has them."""
+    """model(x) on the windows (or the subset idx), passing lengths= when the data has them and the
+    `extra` tensors as keyword arguments."""
     x = data.x if idx is None else _rows(data.x, idx)
-    if data.lengths is None:
-        return model(x)
-    return model(x, lengths=data.lengths if idx is None else data.lengths[idx])
+    return model(x, **data.kwargs(idx))
+
+
+def _world() -> tuple[int, int]:
+    """(rank, world size) of torch.distributed, (0, 1) when it is not initialised."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 def _epoch_windows(model, opt, data: Windows, loss_fn, cfg: TrainConfig, gen, tick=None) -> float:
     n = data.y.shape[0]
-    order = torch.randperm(n, generator=gen)
+    order = torch.randperm(n, generator=gen)      # the same on every process (same seed)
     size = cfg.batch_size or n
+    rank, world = _world()
     total, count = 0.0, 0
     for s in range(0, n, size):
         idx = order[s:s + size]
+        if world > 1 and len(idx) >= world:
+            idx = idx[rank::world]                # this process's share of the batch
         out, _ = _forward(model, data, idx)
         loss = loss_fn(_pick(out, data.y), data.y[idx])
         _update(model, opt, loss, cfg)
         total += loss.item() * len(idx)
         count += len(idx)
         if tick is not None:
-            tick(count, n)
+            tick(min(s + size, n), n)
+    if world > 1:                                 # one training loss for every process, so that
+        import torch.distributed as dist          # early stopping decides the same everywhere
+        t = torch.tensor([total, count], dtype=torch.float64)
+        dist.all_reduce(t)
+        total, count = t.tolist()
     return total / max(count, 1)
 
 
@@ -230,10 +260,14 @@ def train(build: Callable[[], nn.Module], train_data: Data, val_data: Optional[D
         for r in range(cfg.restarts):
             torch.manual_seed(cfg.seed + r)
             gen = torch.Generator().manual_seed(cfg.seed + r)
-            model = build()
-            model.train()
-            opt = torch.optim.Adam(param_groups(model, cfg.lr, cfg.head_lr, head),
+            net = build()
+            net.train()
+            opt = torch.optim.Adam(param_groups(net, cfg.lr, cfg.head_lr, head),
                                    weight_decay=cfg.weight_decay)
+            model = net
+            if _world()[1] > 1 and isinstance(train_data, Windows):
+                from torch.nn.parallel import DistributedDataParallel
+                model = DistributedDataParallel(net)   # averages gradients across processes
             stopper = EarlyStopping(cfg.patience, cfg.min_delta)
             hist = {"train": [], "val": []}
             for epoch in range(cfg.epochs):
@@ -242,14 +276,14 @@ def train(build: Callable[[], nn.Module], train_data: Data, val_data: Optional[D
                                         getattr(bar, "tick", None))
                 else:
                     tr = _epoch_stream(model, opt, train_data, loss_fn, cfg)
-                va = evaluate_loss(model, val_data, loss_fn, cfg.tbptt) if val_data is not None else tr
+                va = evaluate_loss(net, val_data, loss_fn, cfg.tbptt) if val_data is not None else tr
                 hist["train"].append(tr)
                 hist["val"].append(va)
                 bar.update(1)
                 bar.set_postfix(run=r + 1, train=f"{tr:.4f}", val=f"{va:.4f}")
                 if not math.isfinite(tr):
                     break
-                if stopper.step(va, model, epoch):
+                if stopper.step(va, net, epoch):
                     bar.update(cfg.epochs - epoch - 1)
                     break
             runs.append(Run(stopper.best, stopper.best_epoch, stopper.best_state, hist))
