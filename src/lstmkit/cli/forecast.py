@@ -81,7 +81,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--baselines", choices=("all", "fast", "none"), default="all",
                    help="baselines scored beside the LSTM: all (naive, seasonal naive, ARIMA and "
                    "Holt-Winters, the last two fitted on at most the last 1000 steps (or 6 seasons)), fast (naive and "
-                   "seasonal naive), none (default all)")
+                   "seasonal naive), none (default all); many series: statsforecast's naive, seasonal "
+                   "naive, ETS, ARIMA, Theta, and fast leaves out ARIMA")
     g.add_argument("--threads", type=int, default=1, help="CPU threads for torch and for numpy's BLAS "
                    "(default 1: small recurrent models run fastest on one thread, and do not slow down "
                    "on a busy machine)")

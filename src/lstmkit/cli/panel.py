@@ -57,8 +57,6 @@ def add_panel_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--scaling", choices=("last", "level"), help="per-series normalisation: relative to "
                    "an exponentially smoothed level (ES-RNN; default) or to the last value")
     g.add_argument("--id-embedding", type=int, help="size of a learned series-id embedding (default 0: none)")
-    g.add_argument("--baselines", choices=("none", "fast", "all"), help="classical baselines "
-                   "(statsforecast): none, fast (no ARIMA) or all (default)")
     g.add_argument("--layer-option", action="append", metavar="NAME=VALUE",
                    help="any lstmkit.LSTM option, e.g. layer_norm=true, zoneout=0.1, peephole=true "
                    "(repeatable)")
