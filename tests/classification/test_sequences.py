@@ -137,7 +137,12 @@ def test_csv_text(tmp_path):
 
 
 @pytest.mark.parametrize("text, kwargs, message", [
-    ("seq,a,label\n1,1,x\n1,2,y\n", {"id_col": "seq"}, "different labels"),
+    ("seq,a,label\n1,1,x\n1,2,y\n", {"id_col": "seq"}, "sequence 1 has 2 different labels"),
+    # a repeated or missing time step inside a sequence used to be read silently
+    ("seq,t,a,label\n1,0,1,x\n1,1,2,x\n1,1,3,x\n2,0,1,y\n", {"id_col": "seq", "time_col": "t"},
+     ":4: time 1 is missing or repeats a time step of sequence 1"),
+    ("seq,t,a,label\n1,0,1,x\n1,,2,x\n2,0,1,y\n", {"id_col": "seq", "time_col": "t"},
+     "is missing or repeats"),
     ("seq,a,label\n1,1,x\n", {"id_col": "nope"}, "id column 'nope' not found"),
     ("seq,a,label\n1,one,x\n", {"id_col": "seq", "features": ["a"]}, "column 'a' must be numeric"),
     ("label,t0,t1\nx,,1\n", {}, "empty cells only at the end"),

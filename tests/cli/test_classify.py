@@ -90,6 +90,8 @@ def test_classify_text_and_per_step_tokens(tmp_path):
     ("a,b\n1,2\n", [], "label column 'label' not found"),
     ("label,t0\na,1\nb,2\n", ["--hidden", "0"], "hidden must be >= 1"),
     ("label,t0\na,1\nb,2\n", ["--holdout", "1.5"], "--holdout must be in (0, 1)"),
+    # one sequence per class: nothing can be held out; was a training run, then "no sequences given"
+    ("label,t0\na,1\nb,2\n", ["--epochs", "1"], "no sequence can be held out"),
 ])
 def test_classify_bad_input_one_line_exit_2(tmp_path, capsys, content, args, message):
     path = tmp_path / ("bad.ts" if content and content.startswith("@") else "bad.csv")

@@ -62,3 +62,19 @@ def test_read_csv_missing_file_and_folder(tmp_path):
     empty.write_text("")
     with pytest.raises(LstmkitError, match="cannot read .* as CSV"):
         read_csv(empty)
+
+
+def test_time_column_with_mixed_utc_offsets_is_read_as_utc_or_refused(tmp_path):
+    # several UTC offsets in one column (daylight saving) used to crash with a pandas AttributeError
+    utc = pd.date_range("2020-01-01", periods=48, freq="h")
+    rows = [(t + pd.Timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M+01:00") if i % 2
+            else t.strftime("%Y-%m-%dT%H:%MZ") for i, t in enumerate(utc)]
+    rows = [f"{r},{i % 7}" for i, r in enumerate(rows)]
+    path = tmp_path / "tz.csv"
+    path.write_text("ts,y\n" + "\n".join(rows) + "\n")
+    s = prepare(read_csv(path))
+    assert s.time.tz is None and (s.time == utc).all() and s.freq == "h"
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text("ts,y\n" + "\n".join(r.replace("Z", "") for r in rows) + "\n")
+    with pytest.raises(LstmkitError, match="time zone|one format"):
+        prepare(read_csv(mixed))

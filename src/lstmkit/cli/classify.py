@@ -138,6 +138,10 @@ def run(args: argparse.Namespace) -> int:
         train_set, test_set, source = data, clf.as_set(args.test, need_labels=True), args.test
     else:
         keep, held = stratified_split(data, args.holdout, cfg.train.seed)
+        if len(held) == 0:
+            raise LstmkitError(f"{args.train_file}: no sequence can be held out for the test (a class "
+                               f"with one sequence is never held out, and {len(data)} sequence(s) "
+                               f"were given); pass --test FILE or give more sequences per class")
         train_set, test_set = data.subset(keep), data.subset(held)
         source = f"{100 * args.holdout:.0f}% stratified holdout of {args.train_file}"
     clf.fit(train_set)

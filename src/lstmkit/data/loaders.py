@@ -284,6 +284,15 @@ def _check_time(frame: pd.DataFrame, time_col: str) -> tuple[pd.DatetimeIndex, O
         row = int(np.flatnonzero(time.isna().to_numpy())[0])
         raise LstmkitError(f"time column {time_col!r} must hold dates in one format, got "
                            f"{raw.iloc[row]!r} in data row {row + 1}")
+    if not pd.api.types.is_datetime64_any_dtype(time):
+        # different UTC offsets in one column (e.g. daylight saving): pandas keeps Python objects
+        aware = time.map(lambda t: getattr(t, "tzinfo", None) is not None)
+        if not aware.all():
+            row = int(np.flatnonzero((~aware).to_numpy())[0])
+            raise LstmkitError(f"time column {time_col!r} mixes dates with and without a time zone "
+                               f"(e.g. {raw.iloc[row]!r} in data row {row + 1}); give every date "
+                               f"the same form")
+        time = pd.Series(pd.DatetimeIndex(pd.to_datetime(time, utc=True)), index=time.index)
     if getattr(time.dt, "tz", None) is not None:
         time = time.dt.tz_convert("UTC").dt.tz_localize(None)
     index = pd.DatetimeIndex(time)

@@ -249,6 +249,12 @@ def read_sequence_csv(path: Union[str, Path], label_col: Optional[str] = "label"
 
     if time_col is not None:
         frame = frame.sort_values([id_col, time_col], kind="stable")
+        if frame[time_col].isna().any() or frame.duplicated([id_col, time_col]).any():
+            bad = frame[time_col].isna() | frame.duplicated([id_col, time_col])
+            row = frame.index[int(np.flatnonzero(bad.to_numpy())[0])]
+            raise LstmkitError(f"{path}:{int(row) + 2}: time {frame[time_col].loc[row]!s:.30} is missing "
+                               f"or repeats a time step of sequence {frame[id_col].loc[row]!s:.30}; "
+                               f"each sequence needs distinct times in column {time_col!r}")
         labels_all = frame[label_col].astype(str).to_numpy(dtype=object) if label_col else None
     if text_col is not None:
         inputs = frame[text_col].fillna("").astype(str).to_numpy(dtype=object)
@@ -273,7 +279,8 @@ def read_sequence_csv(path: Union[str, Path], label_col: Optional[str] = "label"
     for rows in np.split(order, bounds):
         seq = inputs[rows]
         seqs.append(list(seq) if text_col is not None else seq)
-        ids.append(frame[id_col].iloc[rows[0]])
+        first = frame[id_col].iloc[rows[0]]
+        ids.append(first.item() if isinstance(first, np.generic) else first)
         if labels_all is not None:
             lab = labels_all[rows]
             if per_step:
