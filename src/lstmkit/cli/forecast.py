@@ -68,7 +68,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--epochs", type=int, help=f"most epochs per run (default {t.epochs})")
     g.add_argument("--lr", type=float, help=f"Adam learning rate of the LSTM (default {t.lr})")
     g.add_argument("--head-lr", type=float, help=f"learning rate of the output layer (default {t.head_lr})")
-    g.add_argument("--batch-size", type=int, help=f"windows per step (default {t.batch_size})")
+    g.add_argument("--batch-size", type=int, help=f"windows per step; 0 = all windows in one step (default {t.batch_size})")
     g.add_argument("--clip", type=float, help=f"gradient norm clip (default {t.clip_norm})")
     g.add_argument("--patience", type=int, help=f"early-stopping patience in epochs (default {t.patience})")
     g.add_argument("--restarts", type=int, help=f"initialisations to train (default {t.restarts})")
@@ -76,7 +76,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help=f"average all runs or keep the best (default {t.combine})")
     g.add_argument("--seed", type=int, help=f"random seed (default {t.seed})")
     g.add_argument("--tbptt", type=int, help="train statefully on the whole series in chunks of this "
-                   "many steps (truncated backpropagation through time)")
+                   "many steps (truncated backpropagation through time; 0 = off, the default)")
     g.add_argument("--interval", type=float, help=f"prediction interval coverage (default {d.interval})")
     g.add_argument("--baselines", choices=("all", "fast", "none"), default="all",
                    help="baselines scored beside the LSTM: all (naive, seasonal naive, ARIMA and "
