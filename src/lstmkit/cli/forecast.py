@@ -292,6 +292,9 @@ def run(args: argparse.Namespace) -> int:
     check_output_folder(out)
     if args.csv and panel.is_panel_file(args.csv, args.id_col):
         return panel.run(args)                   # many series: one global model
+    if args.csv and args.id_col:
+        raise LstmkitError(f"--id-col {args.id_col!r}: {args.csv} has no such column (a long-format "
+                           "file needs its series id column; leave --id-col out for one series)")
     if args.csv:
         data, name = read_csv(args.csv), Path(args.csv).name
     else:

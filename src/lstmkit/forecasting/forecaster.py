@@ -362,6 +362,8 @@ class Forecaster:
         example: raw data like fit's (default: the data the model was fitted or saved with); the
         sequence is its last `lookback` steps (windowed models) or last max(4 * season, 48) steps
         (stateful models, which read the whole history)."""
+        if self._global is not None:                     # many series: the global model's view
+            return self._global.gate_view(example)
         cfg = self.config
         if not self.models:
             raise LstmkitError("Forecaster.gate_view: fit() or Forecaster.load() first")

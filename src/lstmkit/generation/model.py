@@ -119,6 +119,9 @@ def _streams(ids: Tensor, n: int) -> Stream:
     return Stream(x, y)
 
 
+MAX_LENGTH = 1_000_000  # characters one generate() call may sample (a bound, not a tuned value)
+
+
 class CharLanguageModel:
     def __init__(self, config: Optional[LanguageModelConfig] = None):
         self.config = copy.deepcopy(config) if config is not None else LanguageModelConfig()
@@ -211,10 +214,10 @@ class CharLanguageModel:
         only among the k most likely characters. An empty prompt starts after a newline. Characters of
         the prompt outside the vocabulary are read as unknown; the model never samples one."""
         self._need()
-        if length < 0:
-            raise LstmkitError(f"length must be >= 0, got {length}")
+        if not 0 <= length <= MAX_LENGTH:
+            raise LstmkitError(f"length must be between 0 and {MAX_LENGTH} characters, got {length}")
         if temperature < 0 or not math.isfinite(temperature):
-            raise LstmkitError(f"temperature must be >= 0, got {temperature}")
+            raise LstmkitError(f"temperature must be a finite number >= 0, got {temperature}")
         if top_k is not None and top_k < 1:
             raise LstmkitError(f"top_k must be >= 1, got {top_k}")
         gen = torch.Generator().manual_seed(seed if seed is not None else 0)
