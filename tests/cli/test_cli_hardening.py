@@ -42,7 +42,7 @@ def test_out_holding_user_files_is_refused_before_training(tmp_path, csv, capsys
     (out / "model" / "notes.txt").unlink()
     (out / "metrics.json").write_text("my own notes")
     assert main(["forecast", str(csv), "--out", str(out), *FAST]) == 2
-    one_line_error(capsys, f"error: --out {out}: {out / 'metrics.json'} exists and was not written by lstmkit")
+    one_line_error(capsys, f"error: --out {out}: {out / 'metrics.json'} exists and was not written by lstmkit forecast")
     assert (out / "metrics.json").read_text() == "my own notes"
 
 

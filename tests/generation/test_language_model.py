@@ -143,3 +143,7 @@ def test_config_checks():
         LanguageModelConfig(holdout=0.0).check()
     with pytest.raises(LstmkitError, match="too short"):
         CharLanguageModel(tiny()).fit("abc")
+    model = CharLanguageModel(tiny())
+    n = 2 * model.config.streams + 1          # long enough in total, too short once the held-out parts go
+    with pytest.raises(LstmkitError, match=r"text too short: %d characters leave \d+ for training" % n):
+        model.fit("ab" * (n // 2) + "a")

@@ -87,10 +87,10 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
         Seq2Seq(Seq2SeqConfig(attention="dot")).fit([("a", "b")])
 
 
-def test_read_pairs_splits_on_the_first_tab(tmp_path):
-    f = tmp_path / "p.tsv"
-    f.write_text("a b\tc\td\n\nx\ty\n")
-    assert read_pairs(f) == [("a b", "c\td"), ("x", "y")]
+def test_read_pairs_keeps_the_first_two_columns(tmp_path):
+    f = tmp_path / "p.tsv"       # Tatoeba / manythings.org layout: source, target, attribution
+    f.write_text("Go.\tVa !\tCC-BY 2.0 (France) Attribution: tatoeba.org #2877272\n\nx\ty\n")
+    assert read_pairs(f) == [("Go.", "Va !"), ("x", "y")]
 
 
 @pytest.mark.slow

@@ -134,8 +134,8 @@ def check_output_folder(out: Path) -> None:
         for name in OUTPUTS:
             p = out / name
             if p.is_symlink() or (p.exists() and (not p.is_file() or not _is_ours(p))):
-                raise LstmkitError(f"--out {out}: {p} exists and was not written by lstmkit; choose "
-                                   f"another --out, or move it away")
+                raise LstmkitError(f"--out {out}: {p} exists and was not written by lstmkit forecast; "
+                                   f"choose another --out, or move it away")
     base = out
     while not base.exists():
         if base.parent == base:

@@ -150,8 +150,8 @@ class CharLanguageModel:
             raise LstmkitError(f"CharLanguageModel.fit: expected a string, got {type(text).__name__}")
         train_text, val_text, test_text = self.split(text)
         if len(train_text) < 2 * cfg.streams or len(test_text) < 2:
-            raise LstmkitError(f"text too short: {len(text)} characters (need at least "
-                               f"{2 * cfg.streams} for training and 2 held out)")
+            raise LstmkitError(f"text too short: {len(text)} characters leave {len(train_text)} for training "
+                               f"and {len(test_text)} held out (need at least {2 * cfg.streams} and 2)")
         self.vocab = CharVocab.build([train_text + val_text])
         self.text = text
         dev = cfg.device

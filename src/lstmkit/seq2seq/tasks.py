@@ -59,7 +59,9 @@ def teaching_pairs(task: str, n: int, min_len: int = 4, max_len: int = 12,
 
 
 def read_pairs(path) -> list[tuple[str, str]]:
-    """A UTF-8 file of `source<TAB>target` lines (the first tab splits; blank lines are skipped)."""
+    """A UTF-8 file of `source<TAB>target` lines; blank lines are skipped. Columns after the second
+    (such as the attribution column of the Tatoeba / manythings.org pair files that Keras' seq2seq
+    example reads) are ignored, as that example does."""
     from pathlib import Path
 
     try:
@@ -76,7 +78,7 @@ def read_pairs(path) -> list[tuple[str, str]]:
             continue
         if "\t" not in line:
             raise LstmkitError(f"{path}, line {no}: expected 'source<TAB>target', got {line[:40]!r}")
-        src, tgt = line.split("\t", 1)
+        src, tgt = line.split("\t")[:2]
         if not src or not tgt:
             raise LstmkitError(f"{path}, line {no}: empty source or target")
         pairs.append((src, tgt))
