@@ -8,6 +8,9 @@
     majority         the most frequent training label (for text and per-step labelling)
     per-step 1-NN    each step labelled by its nearest training step, without context (per-step)
     most frequent    each token labelled by its most frequent training label (per-step text tagging)
+    naive Bayes      text: multinomial naive Bayes over the bag of tokens with add-one smoothing, the
+                     classic text-classification baseline (Manning, Raghavan & Schutze 2008, ch. 13;
+                     Wang & Manning 2012 report it on the same movie-review snippets)
 
 Ties go to the earliest training sequence. Distances run in float64 on torch, in blocks of queries.
 """
@@ -109,3 +112,32 @@ def most_frequent_label(train_tokens: Sequence[Sequence[str]], train_labels: Seq
     default = overall.most_common(1)[0][0]
     return [np.array([per_token[t].most_common(1)[0][0] if t in per_token else default for t in ts],
                      dtype=object) for ts in tokens]
+
+
+def naive_bayes(train_tokens: Sequence[Sequence[str]], train_labels: Sequence,
+                tokens: Sequence[Sequence[str]], alpha: float = 1.0) -> np.ndarray:
+    """Multinomial naive Bayes over token counts: argmax_c log P(c) + sum_t n_t log P(t | c), with
+    P(t | c) = (count(t, c) + alpha) / (sum_t' count(t', c) + alpha |V|) over the training vocabulary V.
+    Tokens never seen in training are ignored (as scikit-learn's CountVectorizer + MultinomialNB do).
+    Ties go to the first class in sorted order. Returns (Q,) labels."""
+    classes = sorted({str(v) for v in train_labels})
+    vocab: dict[str, int] = {}
+    for ts in train_tokens:
+        for t in ts:
+            vocab.setdefault(t, len(vocab))
+    counts = np.zeros((len(classes), len(vocab)))
+    index = {c: i for i, c in enumerate(classes)}
+    for ts, label in zip(train_tokens, train_labels):
+        row = counts[index[str(label)]]
+        for t in ts:
+            row[vocab[t]] += 1
+    prior = np.log(np.bincount([index[str(v)] for v in train_labels], minlength=len(classes)) / len(train_labels))
+    log_p = np.log(counts + alpha) - np.log(counts.sum(1, keepdims=True) + alpha * len(vocab))  # (C, V)
+    x = np.zeros((len(tokens), len(vocab)))
+    for i, ts in enumerate(tokens):
+        for t in ts:
+            j = vocab.get(t)
+            if j is not None:
+                x[i, j] += 1
+    scores = x @ log_p.T + prior                                            # (Q, C)
+    return np.asarray(classes, dtype=object)[np.argmax(scores, axis=1)]

@@ -381,6 +381,9 @@ class SequenceClassifier:
             return out
         out["majority class"] = bl.majority(list(tr.labels), len(data))
         if data.is_text:
+            split = self.vocab.split
+            out["naive Bayes"] = bl.naive_bayes([split(s) for s in tr.sequences], tr.labels,
+                                                [split(s) for s in data.sequences])
             return out
         choice = cfg.baseline
         equal = len({len(s) for s in [*tr.sequences, *data.sequences]}) == 1
