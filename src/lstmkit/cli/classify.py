@@ -78,6 +78,7 @@ def add_parser(sub) -> None:
     g.add_argument("--val", type=float, help=f"share of TRAIN held out for early stopping (default {d.val})")
     g.add_argument("--epochs", type=int, help=f"most epochs per run (default {t.epochs})")
     g.add_argument("--lr", type=float, help=f"Adam learning rate (default {t.lr})")
+    g.add_argument("--weight-decay", type=float, help=f"Adam L2 penalty (default {t.weight_decay})")
     g.add_argument("--batch-size", type=int, help=f"sequences per step (default {t.batch_size})")
     g.add_argument("--patience", type=int, help=f"early-stopping patience in epochs (default {t.patience})")
     g.add_argument("--restarts", type=int, help=f"initialisations (default {t.restarts})")
@@ -93,7 +94,7 @@ def add_parser(sub) -> None:
 _CONFIG_FLAGS = ("label_col", "id_col", "time_col", "features", "text_col", "tokens", "lowercase",
                  "min_count", "max_vocab", "input", "embed_dim", "preset", "hidden", "layers",
                  "bidirectional", "pooling", "dropout", "class_weights", "val", "baseline")
-_TRAIN_FLAGS = {"epochs": "epochs", "lr": "lr", "batch_size": "batch_size", "patience": "patience",
+_TRAIN_FLAGS = {"epochs": "epochs", "lr": "lr", "weight_decay": "weight_decay", "batch_size": "batch_size", "patience": "patience",
                 "restarts": "restarts", "combine": "combine", "seed": "seed"}
 
 

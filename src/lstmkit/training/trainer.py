@@ -72,6 +72,8 @@ class TrainConfig:
             raise LstmkitError(f"combine must be 'best' or 'mean', got {self.combine!r}")
         if self.lr <= 0 or (self.head_lr is not None and self.head_lr <= 0):
             raise LstmkitError(f"learning rates must be > 0, got lr={self.lr}, head_lr={self.head_lr}")
+        if not self.weight_decay >= 0:
+            raise LstmkitError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if min(self.batch_size, self.tbptt, self.patience) < 0 or self.clip_norm < 0:
             raise LstmkitError("batch_size, tbptt, patience and clip_norm must be >= 0")
 
