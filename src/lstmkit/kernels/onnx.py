@@ -1,16 +1,25 @@
-"""ONNX export of ``lstmkit::lstm_forward`` with the TorchScript exporter (``torch.onnx.export(...,
-dynamo=False)``, the default of the direct call ``torch.onnx.export(layer, (x,), path)``).
+"""ONNX export of lstmkit layers: the ``onnx`` backend that :mod:`lstmkit.kernels.dispatch` picks
+while ``torch.onnx.export`` traces a model, with either exporter.
 
-Where the ONNX ``LSTM`` operator expresses the math exactly, one direction of a layer becomes one
-ONNX ``LSTM`` node (gate order i, o, f, c; peephole P = [p_i, p_o, p_f]; ``input_forget=1`` is
-lstmkit's CIFG, ``f = 1 - i``; activations Sigmoid, Tanh, Relu, Softsign, HardSigmoid(1/6, 1/2)
-and Affine(1, 0) for identity; ``sequence_lens`` from ``lengths``). That covers the vanilla cell,
-peepholes, CIFG, the activation variants (NIAF, NOAF...) and bias=False; bidirectional layers and
-stacks are composed around it by the layer (time reversal within each length).
+Where the ONNX ``LSTM`` operator expresses the math exactly (:func:`expressible`), one direction of a
+layer becomes one ONNX ``LSTM`` node (gate order i, o, f, c; peephole P = [p_i, p_o, p_f];
+``input_forget=1`` is lstmkit's CIFG, ``f = 1 - i``; activations Sigmoid, Tanh, Relu, Softsign,
+HardSigmoid(1/6, 1/2) and Affine(1, 0) for identity; ``sequence_lens`` from ``lengths``). That
+covers the vanilla cell, peepholes, CIFG, the activation variants (NIAF, NOAF...) and bias=False.
+Every other cell (layer norm, gate recurrence, projection, removed gates NIG/NFG/NOG, zoneout in
+eval) runs its step in a loop over the dynamic time axis:
 
-Not expressible by the ONNX operator (layer norm, gate recurrence, projection, removed gates
-NIG/NFG/NOG, zoneout, recurrent dropout): export raises a ValueError naming the option. The gate
-trace (``return_trace=True``) is not exported.
+* dynamo exporter (``dynamo=True``): :func:`lstm_node` / :func:`gru_node` emit the ONNX nodes with
+  ``torch.onnx.ops.symbolic_multi_out`` (no custom translation table); the loop is the reference
+  direction (``kernels/reference.py``), whose time loop ``layers/scan.py`` traces as torch's
+  ``scan`` operator, exported as an ONNX ``Scan``. The gate trace is exported (the Scan's outputs).
+* TorchScript exporter: the fused operator translated by :func:`lstm_forward_symbolic`, or a
+  TorchScript loop generated per variant (:func:`_loop_source`) that becomes an ONNX ``Loop``.
+  The gate trace is refused.
+
+Bidirectional layers and stacks are composed around the directions by the layer (time reversal
+within each length). Export layers in eval mode: recurrent dropout and sampled zoneout are
+training-time options.
 """
 from __future__ import annotations
 
