@@ -15,13 +15,12 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-# step(x_t, state) -> (y_t, new_state, extras): x_t (N, ...) (or a tuple of them, None where xs has
-# None), state a tuple of (N, ...) tensors, extras a tuple of (N, ...) tensors to stack over time
-# (gate traces) or (). The step must not branch on tensor values (it may become a graph's loop body).
-Step = Callable[[object, tuple], tuple]
+# step(x_t, state[, consts]) -> (y_t, new_state, extras): x_t (N, ...) (or a tuple of them, None
+# where xs has None), state a tuple of (N, ...) tensors, consts as given to scan(), extras a tuple of
+# (N, ...) tensors to stack over time (gate traces) or (). With consts the step must read no other
+# tensor and not branch on tensor values: it may become a graph's loop body.
+Step = Callable[..., tuple]
 Steps = Union[Tensor, Sequence[Optional[Tensor]]]
-
-
 
 
 def valid_mask(lengths: Optional[Tensor], T: int, N: int, device) -> Optional[Tensor]:
@@ -117,7 +116,8 @@ def _graph_scan(step: Step, xs: Steps, state: tuple, valid: Optional[Tensor], co
     S = len(state)
 
     def body(*args):
-        carry, sliced, given = args[:S], list(args[S:len(args) - len(lifted)]), iter(args[len(args) - len(lifted):])
+        K = len(args) - len(lifted)
+        carry, sliced, given = args[:S], list(args[S:K]), iter(args[K:])
         m = sliced.pop() if valid is not None else None
         it = iter(sliced)
         x_t = [None if s is None else next(it) for s in seqs]
