@@ -150,8 +150,8 @@ def register() -> None:
 # exported as an ONNX Scan.
 def _reorder(w: Tensor, order: tuple[int, ...]) -> Tensor:
     """Blocks of rows of w in the given order (lstmkit/torch packing -> ONNX packing)."""
-    blocks = w.chunk(len(order), 0)
-    return torch.cat([blocks[k] for k in order], 0)
+    n = w.shape[0] // len(order)  # (slices, not chunk: the exporter folds them into the weights)
+    return torch.cat([w[k * n:(k + 1) * n] for k in order], 0)
 
 
 _IOFC, _ZRH = (0, 3, 1, 2), (1, 0, 2)  # [i|f|g|o] -> ONNX [i|o|f|c]; [r|z|n] -> ONNX [z|r|h]
