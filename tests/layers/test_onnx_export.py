@@ -2,9 +2,11 @@
 batch sizes (dynamic batch and time axes), with both exporters and the direct
 ``torch.onnx.export(layer, (x,), ...)`` call.
 
-What is exported today: layers with torch's math (vanilla LSTM, GRU) export to the ONNX ``LSTM`` /
-``GRU`` operators (TorchScript exporter: dynamic batch and time; dynamo exporter: dynamic batch). Variants (peepholes, CIFG, layer norm, ...) run on the fused operator, which has
-no ONNX translation yet: exporting them raises an error naming the operator.
+TorchScript exporter: vanilla layers export torch's LSTM / GRU; every variant exports the ONNX
+``LSTM`` operator where it is exact, else an ONNX ``Loop`` of the step. Dynamo exporter
+(``dynamo=True``, no custom translation table): the ONNX ``LSTM`` / ``GRU`` operator where exact
+(vanilla included), else an ONNX ``Scan`` of the reference step. The traced length is 7; the
+lengths checked (1, 5, 11) differ from it, so a graph whose time axis is not dynamic fails.
 """
 from __future__ import annotations
 
@@ -46,9 +48,12 @@ def test_vanilla_exports_and_onnxruntime_agrees(cls, dynamo, tmp_path):
     torch.manual_seed(0)
     m = cls(5, 6).eval()
     sess = _export(m, tmp_path / "m.onnx", dynamo)
-    # the dynamo exporter's translation of torch's own LSTM/GRU keeps the traced length (7) in a
-    # Reshape: its time axis is not dynamic yet (the batch axis is)
-    for T in ((7,) if dynamo else LENGTHS):
+    if dynamo:  # lstmkit's own ONNX node (torch's translation would keep the traced length)
+        import onnx
+
+        ops = {n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node}
+        assert cls.__name__ in ops and "Scan" not in ops
+    for T in LENGTHS:
         for N in BATCHES:
             x = torch.randn(T, N, 5)
             want = m(x)
@@ -126,28 +131,145 @@ def test_the_onnx_graph_uses_the_lstm_operator_or_a_loop(tmp_path):
         assert want in ops and ({"LSTM", "Loop"} - {want}).isdisjoint(ops)
 
 
+def test_torchscript_exporter_refuses_the_gate_trace_with_a_clear_error(tmp_path):
+    class Traced(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = lstmkit.LSTM(5, 6, preset="CIFG")
+
+        def forward(self, x):
+            y, _, trace = self.lstm(x, return_trace=True)
+            return y, trace["i"]
+
+    with warnings.catch_warnings(), pytest.raises(ValueError, match="gate trace.*dynamo=True"):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Traced().eval(), (torch.randn(7, 2, 5),), str(tmp_path / "t.onnx"),
+                          dynamo=False)
+
+
+# ---- the dynamo exporter, no custom translation table ----------------------------------------------
+def _dynamo_export(m, args, dynamic_shapes, path, names, optimize=True):
+    pytest.importorskip("onnxscript")
+    import onnx
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, args, str(path), dynamo=True, input_names=names,
+                          dynamic_shapes=dynamic_shapes, optimize=optimize)
+    ops: dict[str, int] = {}
+    for n in onnx.load(str(path)).graph.node:
+        ops[n.op_type] = ops.get(n.op_type, 0) + 1
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]), ops
+
+
+def _flat(result):
+    """(output, (h, c)) / (output, h) [, trace] -> a flat list of tensors."""
+    out = []
+    for r in result:
+        if isinstance(r, dict):
+            out += list(r.values())
+        elif isinstance(r, tuple):
+            out += list(r)
+        else:
+            out.append(r)
+    return out
+
+
+def _compare_at_lengths(m, sess, with_lengths, **kw):
+    for T in LENGTHS:
+        for N in BATCHES:
+            x = torch.randn(T, N, 5)
+            feeds = {"x": x.numpy()}
+            if with_lengths:
+                lengths = torch.tensor([T] + [max(1, T - 2 - k) for k in range(N - 1)])
+                feeds["lengths"], kw = lengths.numpy(), dict(kw, lengths=lengths)
+            want = _flat(m(x, **kw))
+            got = sess.run(None, feeds)
+            assert len(got) == len(want)
+            for g, w in zip(got, want):
+                np.testing.assert_allclose(g, w.detach().numpy(), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kw,node", [(dict(), "LSTM"), (dict(layer_norm=True), "Scan")],
+                         ids=["vanilla", "LN"])
+def test_dynamo_export_without_a_translation_table(kw, node, tmp_path):
+    """The user's call, dynamic batch and time: the ONNX LSTM node where it is exact, else a Scan."""
+    torch.manual_seed(0)
+    m = lstmkit.LSTM(5, 6, **kw).eval()
+    T, N = torch.export.Dim("T", min=1), torch.export.Dim("N", min=1)
+    sess, ops = _dynamo_export(m, (torch.randn(7, 2, 5),), ({0: T, 1: N},), tmp_path / "d.onnx",
+                               ["x"])
+    assert ops.get(node) == 1 and not {"LSTM", "Scan", "Loop"} - {node} & set(ops)
+    _compare_at_lengths(m, sess, with_lengths=False)
+
+
+class _Many(torch.nn.Module):
+    """Several layers side by side, one export for all (lengths for every layer)."""
+
+    def __init__(self, layers: dict):
+        super().__init__()
+        self.layers = torch.nn.ModuleDict(layers)
+
+    def forward(self, x, lengths):
+        return tuple(t for m in self.layers.values() for t in _flat(m(x, lengths=lengths)))
+
+
 @pytest.mark.slow
-@needs_fused
-@pytest.mark.parametrize("kw,backend", [(dict(preset="CIFG", bidirectional=True), "auto"),
-                                        (dict(), "fused")], ids=["CIFG-bi", "vanilla-fused"])
-def test_dynamo_exporter_with_lstmkits_translation_table(kw, backend, tmp_path):
-    """dynamo=True with lstmkit.kernels.onnx.translation_table(): dynamic batch AND time axes
-    (vanilla layers get them by forcing the fused operator)."""
+def test_dynamo_export_of_every_variant_with_lengths(tmp_path):
+    """Every preset, layer norm, projection, zoneout (eval), activations without bias, bidirectional
+    and 2-layer stacks, and GRU (plain and zoneout), all with per-sequence lengths: one export,
+    onnxruntime agrees with eager at 3 new lengths x 2 batch sizes."""
+    torch.manual_seed(0)
+    specs = {k.replace("+", "_").replace("-", "_"): kw for k, kw in ONNX_VARIANTS.items()
+             if k != "LN"}  # (V+LN-bi covers layer norm)
+    layers = {k: lstmkit.LSTM(5, 6, **kw) for k, kw in specs.items()}
+    layers |= {"GRU": lstmkit.GRU(5, 6), "GRU_zoneout": lstmkit.GRU(5, 6, zoneout=0.25)}
+    m = _Many(layers).eval()
+    T, N = torch.export.Dim("T", min=1), torch.export.Dim("N", min=1)
+    # (without onnxscript's optimizer, a third of this export's time; the other tests run it)
+    sess, ops = _dynamo_export(m, (torch.randn(7, 2, 5), torch.tensor([7, 3])),
+                               ({0: T, 1: N}, {0: N}), tmp_path / "all.onnx", ["x", "lengths"],
+                               optimize=False)
+    # ONNX LSTM: V, NIAF, NOAF, NP, CIFG, acts-nobias, V-bi-2layer (4 directions); Scan: NIG, NFG,
+    # NOG, FGR, V+LN-bi (2), proj, zoneout, GRU_zoneout; the ONNX GRU: GRU
+    assert (ops.get("LSTM"), ops.get("Scan"), ops.get("GRU"), ops.get("Loop")) == (10, 9, 1, None)
+    _compare_at_lengths(m, sess, with_lengths=True)
+
+
+@pytest.mark.slow
+def test_dynamo_export_of_the_gate_trace(tmp_path):
+    torch.manual_seed(0)
+    m = lstmkit.LSTM(5, 6, preset="CIFG").eval()
+    T, N = torch.export.Dim("T", min=1), torch.export.Dim("N", min=1)
+
+    class Traced(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = m
+
+        def forward(self, x, lengths):
+            return self.lstm(x, lengths=lengths, return_trace=True)
+
+    sess, ops = _dynamo_export(Traced().eval(), (torch.randn(7, 2, 5), torch.tensor([7, 3])),
+                               ({0: T, 1: N}, {0: N}), tmp_path / "t.onnx", ["x", "lengths"])
+    assert ops.get("Scan") == 1 and "LSTM" not in ops
+    _compare_at_lengths(m, sess, with_lengths=True, return_trace=True)
+
+
+@pytest.mark.slow
+def test_lstmkits_old_translation_table_is_harmless(tmp_path):
+    """Code written for the earlier lstmkit passes translation_table() (now empty), here with the
+    fused backend forced: the export is the same as without it."""
     pytest.importorskip("onnxscript")
     from lstmkit.kernels.onnx import translation_table
 
     torch.manual_seed(0)
-    m = lstmkit.LSTM(5, 6, **kw).eval()
+    m = lstmkit.LSTM(5, 6, preset="CIFG", bidirectional=True).eval()
     T, N = torch.export.Dim("T", min=1), torch.export.Dim("N", min=1)
-    with warnings.catch_warnings(), lstmkit.use_backend(backend):
+    with warnings.catch_warnings(), lstmkit.use_backend("fused"):
         warnings.simplefilter("ignore")
         torch.onnx.export(m, (torch.randn(7, 2, 5),), str(tmp_path / "d.onnx"), dynamo=True,
                           input_names=["x"], dynamic_shapes=({0: T, 1: N},),
                           custom_translation_table=translation_table())
     sess = ort.InferenceSession(str(tmp_path / "d.onnx"), providers=["CPUExecutionProvider"])
-    for T in LENGTHS:
-        for N in BATCHES:
-            x = torch.randn(T, N, 5)
-            out, (h, c) = m(x)
-            for g, w in zip(sess.run(None, {"x": x.numpy()}), (out, h, c)):
-                np.testing.assert_allclose(g, w.detach().numpy(), atol=1e-5, rtol=1e-5)
+    _compare_at_lengths(m, sess, with_lengths=False)

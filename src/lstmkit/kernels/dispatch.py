@@ -19,6 +19,12 @@ layers into the fused kernel.
 
 The fused library is built on first use (``kernels/fused.py``); if that fails (no compiler, no ninja,
 ``LSTMKIT_DISABLE_FUSED=1``...) ``auto`` warns once, saying why, and runs the reference loop.
+
+Under ``torch.onnx.export`` a fourth, internal backend ``onnx`` (``kernels/onnx.py``) stands in for
+``auto`` and ``fused``: each direction becomes an ONNX ``LSTM`` / ``GRU`` node where that operator
+computes the cell exactly, else a loop over the dynamic time axis (dynamo exporter: the reference
+step in an ONNX ``Scan``; TorchScript exporter: a generated step in an ONNX ``Loop``). Vanilla
+layers under the TorchScript exporter keep torch's kernel and its translation, as before.
 """
 from __future__ import annotations
 
@@ -31,6 +37,7 @@ from typing import Callable, Iterator, Optional, Union
 import torch
 
 from . import reference
+from .onnx import exporter as onnx_exporter
 
 BACKENDS = ("auto", "native", "fused", "reference")
 # The process-wide default (set_backend, LSTMKIT_BACKEND) and a context-local override
@@ -66,10 +73,6 @@ def _traced_backend() -> str:
     return get_backend()
 
 
-def _onnx_export() -> bool:
-    import torch.onnx
-
-    return torch.onnx.is_in_onnx_export()
 
 
 @torch.compiler.assume_constant_result
@@ -137,6 +140,7 @@ def select(owner: str, native_ok: bool, why_not_native: Union[str, Callable[[], 
     While a graph is traced (``torch.compile``, ``torch.export``) ``auto`` uses the fused operator
     for vanilla math too: torch's own fused RNN kernel cannot be traced (dynamo refuses
     ``torch.nn.LSTM`` under ``fullgraph=True``), the fused operator has a fake implementation.
+    Under ``torch.onnx.export`` it returns ``onnx`` (see the module docstring).
     """
     tracing = torch.compiler.is_compiling()
     wanted = _traced_backend() if tracing else get_backend()
@@ -146,10 +150,16 @@ def select(owner: str, native_ok: bool, why_not_native: Union[str, Callable[[], 
             raise ValueError(f"{owner}: backend 'native' was forced but torch's kernel cannot "
                              f"compute this call: {why}")
         return "native"
-    if wanted == "auto" and native_ok and (not tracing or _onnx_export()):
-        if packed and fused_ok and not tracing and fused_available():
+    exporter = onnx_exporter()
+    if exporter == "dynamo" and wanted in ("auto", "fused"):
+        return "onnx"  # torch's own LSTM/GRU translations keep the traced length: not used
+    if exporter == "torchscript" and fused_ok and (
+            wanted == "fused" or (wanted == "auto" and not (native_ok and not packed))):
+        return "onnx"
+    if wanted == "auto" and native_ok and not tracing:
+        if packed and fused_ok and fused_available():
             return "fused"
-        return "native"  # (torch's LSTM/GRU translations need no custom table under ONNX export)
+        return "native"
     if wanted == "reference":
         return "reference"
     available = _traced_fused_available() if tracing else fused_available()
@@ -171,6 +181,10 @@ def select(owner: str, native_ok: bool, why_not_native: Union[str, Callable[[], 
 
 def direction_kernel(cell: str, backend: str) -> Callable:
     """The per-layer, per-direction function of a backend (contract in ``kernels/reference.py``)."""
+    if backend == "onnx":
+        from . import onnx
+
+        return getattr(onnx, f"{cell}_direction")
     if backend == "fused":
         from . import fused
 

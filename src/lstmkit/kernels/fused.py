@@ -92,17 +92,6 @@ def lstm_direction(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, opts: LSTMO
                    zoneout_c=_up(zoneout_c), zoneout_h=_up(zoneout_h))
     # (a jit trace is checked by re-tracing under no_grad: keep the same graph either way)
     grad = _wants_grad(*tensors.values()) or torch.jit.is_tracing()
-    if torch.jit.is_tracing() and torch.onnx.is_in_onnx_export():
-        from . import onnx as onnx_export
-
-        if not onnx_export.expressible(opts, p) or zoneout_c is not None or zoneout_h is not None:
-            if want_trace:
-                raise ValueError("lstmkit ONNX export: the gate trace (return_trace=True) is not "
-                                 "exported")
-            y, h_n, c_n = onnx_export.lstm_direction_loop(x, h0, c0, p, opts, tensors["lengths"],
-                                                          rec_mask, zoneout_c, zoneout_h)
-            return y, h_n, c_n, None
-        onnx_export.register()
     input_grad = grad and (tensors["x"].requires_grad or torch.jit.is_tracing())
     out = ops.lstm_forward(**tensors, **opts.to_dict(), need_backward=grad, input_grad=input_grad)
     y, h_n, c_n, gates, c = out["h_all"][1:], out["h_n"], out["c_n"], out["gates"], out["c"]

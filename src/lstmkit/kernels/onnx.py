@@ -1,20 +1,33 @@
-"""ONNX export of ``lstmkit::lstm_forward`` with the TorchScript exporter (``torch.onnx.export(...,
-dynamo=False)``, the default of the direct call ``torch.onnx.export(layer, (x,), path)``).
+"""ONNX export of lstmkit layers: the ``onnx`` backend that :mod:`lstmkit.kernels.dispatch` picks
+while ``torch.onnx.export`` traces a model, with either exporter.
 
-Where the ONNX ``LSTM`` operator expresses the math exactly, one direction of a layer becomes one
-ONNX ``LSTM`` node (gate order i, o, f, c; peephole P = [p_i, p_o, p_f]; ``input_forget=1`` is
-lstmkit's CIFG, ``f = 1 - i``; activations Sigmoid, Tanh, Relu, Softsign, HardSigmoid(1/6, 1/2)
-and Affine(1, 0) for identity; ``sequence_lens`` from ``lengths``). That covers the vanilla cell,
-peepholes, CIFG, the activation variants (NIAF, NOAF...) and bias=False; bidirectional layers and
-stacks are composed around it by the layer (time reversal within each length).
+Where the ONNX ``LSTM`` operator expresses the math exactly (:func:`expressible`), one direction of a
+layer becomes one ONNX ``LSTM`` node (gate order i, o, f, c; peephole P = [p_i, p_o, p_f];
+``input_forget=1`` is lstmkit's CIFG, ``f = 1 - i``; activations Sigmoid, Tanh, Relu, Softsign,
+HardSigmoid(1/6, 1/2) and Affine(1, 0) for identity; ``sequence_lens`` from ``lengths``). That
+covers the vanilla cell, peepholes, CIFG, the activation variants (NIAF, NOAF...) and bias=False.
+Every other cell (layer norm, gate recurrence, projection, removed gates NIG/NFG/NOG, zoneout in
+eval) runs its step in a loop over the dynamic time axis:
 
-Not expressible by the ONNX operator (layer norm, gate recurrence, projection, removed gates
-NIG/NFG/NOG, zoneout, recurrent dropout): export raises a ValueError naming the option. The gate
-trace (``return_trace=True``) is not exported.
+* dynamo exporter (``dynamo=True``): :func:`lstm_node` / :func:`gru_node` emit the ONNX nodes with
+  ``torch.onnx.ops.symbolic_multi_out`` (no custom translation table); the loop is the reference
+  direction (``kernels/reference.py``), whose time loop ``layers/scan.py`` traces as torch's
+  ``scan`` operator, exported as an ONNX ``Scan``. The gate trace is exported (the Scan's outputs).
+* TorchScript exporter: the fused operator translated by :func:`lstm_forward_symbolic`, or a
+  TorchScript loop generated per variant (:func:`_loop_source`) that becomes an ONNX ``Loop``.
+  The gate trace is refused.
+
+Bidirectional layers and stacks are composed around the directions by the layer (time reversal
+within each length). Export layers in eval mode: recurrent dropout and sampled zoneout are
+training-time options.
 """
 from __future__ import annotations
 
+import sys
+from typing import Optional
+
 import torch
+from torch import Tensor
 
 _ACTIVATIONS = {  # lstmkit name -> (ONNX name, alpha, beta)
     "sigmoid": ("Sigmoid", None, None),
@@ -26,6 +39,14 @@ _ACTIVATIONS = {  # lstmkit name -> (ONNX name, alpha, beta)
 }
 _registered = {"done": False}
 OPSET = 14
+
+
+def exporter() -> Optional[str]:
+    """"dynamo" or "torchscript" while ``torch.onnx.export`` traces a model (the TorchScript
+    exporter traces with ``torch.jit``), else None."""
+    if "torch.onnx" not in sys.modules or not torch.onnx.is_in_onnx_export():
+        return None  # (torch.onnx is imported lazily: not imported, not exporting)
+    return "torchscript" if torch.jit.is_tracing() else "dynamo"
 
 
 def _none(v) -> bool:
@@ -122,76 +143,137 @@ def register() -> None:
 
 
 # ---- the dynamo exporter (torch.onnx.export(..., dynamo=True)) ----------------------------------------
-def lstm_forward_onnxscript(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None,
-                            weight_hr=None, weight_peephole=None, weight_gr=None, ln_ih=None,
-                            ln_hh=None, ln_c_weight=None, ln_c_bias=None, lengths=None,
-                            rec_mask=None, zoneout_c=None, zoneout_h=None, peephole=False,
-                            coupled=False, input_gate=True, forget_gate=True, output_gate=True,
-                            gate_activation="sigmoid", input_activation="tanh",
-                            output_activation="tanh", gate_recurrence=False, layer_norm=False,
-                            need_backward=True, input_grad=False):
-    """The same translation for the dynamo exporter, written with onnxscript's opset 18."""
-    from onnxscript import opset18 as op
+# The layer emits the ONNX nodes itself while the exporter traces it, so no custom translation table
+# is needed: torch.onnx.ops.symbolic_multi_out puts an ONNX LSTM / GRU node into the traced graph
+# (its output shapes are symbolic, so batch and time stay dynamic); every other call runs the
+# reference direction, whose time loop (layers/scan.py) is traced as torch's scan operator and
+# exported as an ONNX Scan.
+def _reorder(w: Tensor, order: tuple[int, ...]) -> Tensor:
+    """Blocks of rows of w in the given order (lstmkit/torch packing -> ONNX packing)."""
+    n = w.shape[0] // len(order)  # (slices, not chunk: the exporter folds them into the weights)
+    return torch.cat([w[k * n:(k + 1) * n] for k in order], 0)
 
-    refused = [n for n, bad in (("layer_norm", layer_norm), ("gate_recurrence", gate_recurrence),
-                                ("input_gate=False", not input_gate),
-                                ("forget_gate=False", not forget_gate),
-                                ("output_gate=False", not output_gate),
-                                ("proj_size", weight_hr is not None),
-                                ("recurrent dropout", rec_mask is not None),
-                                ("zoneout", zoneout_c is not None or zoneout_h is not None)) if bad]
-    if refused:
-        raise ValueError(f"lstmkit ONNX export: the ONNX LSTM operator cannot express "
-                         f"{', '.join(refused)}")
-    H = weight_hh.shape[0] // 4
 
-    def iofc(w):
-        i, f, c, o = op.Split(w, num_outputs=4, axis=0)
-        return op.Concat(i, o, f, c, axis=0)
+_IOFC, _ZRH = (0, 3, 1, 2), (1, 0, 2)  # [i|f|g|o] -> ONNX [i|o|f|c]; [r|z|n] -> ONNX [z|r|h]
 
-    zero = op.Constant(value_ints=[0])
-    W, R = op.Unsqueeze(iofc(weight_ih), zero), op.Unsqueeze(iofc(weight_hh), zero)
-    if bias_ih is None:
-        B = op.ConstantOfShape(op.Constant(value_ints=[1, 8 * H]))
-        B = op.CastLike(B, x)
-    else:
-        B = op.Unsqueeze(op.Concat(iofc(bias_ih), iofc(bias_hh), axis=0), zero)
-    shape = op.Shape(x)
-    if lengths is None:
-        seq = op.Expand(op.Slice(shape, zero, op.Constant(value_ints=[1])),
-                        op.Slice(shape, op.Constant(value_ints=[1]), op.Constant(value_ints=[2])))
-    else:
-        seq = lengths
-    seq = op.Cast(seq, to=6)
-    inputs = [x, W, R, B, seq, op.Unsqueeze(h0, zero), op.Unsqueeze(c0, zero)]
-    if peephole:
-        pi, pf, po = op.Split(weight_peephole, num_outputs=3, axis=0)
-        inputs.append(op.Reshape(op.Concat(pi, po, pf, axis=0), op.Constant(value_ints=[1, 3 * H])))
+
+def _activation_attrs(names) -> dict:
     acts, alphas, betas = [], [], []
-    for a in (gate_activation, input_activation, output_activation):
-        name, alpha, beta = _ACTIVATIONS[a]
-        acts.append(name)
+    for a in names:
+        onnx_name, alpha, beta = _ACTIVATIONS[a]
+        acts.append(onnx_name)
         if alpha is not None:
             alphas.append(alpha)
-        if beta is not None:
             betas.append(beta)
-    attrs = dict(hidden_size=H, activations=acts, input_forget=int(coupled), direction="forward")
+    attrs = {"activations": acts}
     if alphas:
-        attrs["activation_alpha"] = alphas
-        attrs["activation_beta"] = betas
-    Y, Y_h, Y_c = op.LSTM(*inputs, **attrs)
-    y = op.Squeeze(Y, op.Constant(value_ints=[1]))
-    h_all = op.Concat(op.Unsqueeze(h0, zero), y, axis=0)
-    empty = op.CastLike(op.ConstantOfShape(op.Constant(value_ints=[0])), x)
-    return (h_all, op.Squeeze(Y_h, zero), op.Squeeze(Y_c, zero)) + tuple(
-        op.Identity(empty) for _ in range(9))
+        attrs.update(activation_alpha=alphas, activation_beta=betas)
+    return attrs
+
+
+def _seq_lens(lengths: Optional[Tensor]) -> Optional[Tensor]:
+    return None if lengths is None else lengths.to(torch.int32)
+
+
+def lstm_node(x: Tensor, h0: Tensor, c0: Tensor, p, opts, lengths: Optional[Tensor]):
+    """One ONNX ``LSTM`` node (forward direction) for a cell it expresses exactly
+    (:func:`expressible`): y (T, N, H), h_n (N, H), c_n (N, H)."""
+    T, N, H = x.shape[0], x.shape[1], c0.shape[1]
+    W = _reorder(p.weight_ih, _IOFC).unsqueeze(0)  # (1, 4H, I)
+    R = _reorder(p.weight_hh, _IOFC).unsqueeze(0)  # (1, 4H, H)
+    B = None if p.bias_ih is None else torch.cat(
+        [_reorder(p.bias_ih, _IOFC), _reorder(p.bias_hh, _IOFC)]).unsqueeze(0)  # (1, 8H)
+    P = None
+    if opts.peephole:  # rows [p_i, p_f, p_o] -> ONNX [p_i, p_o, p_f]
+        P = _reorder(p.weight_peephole, (0, 2, 1)).reshape(1, 3 * H)
+    attrs = dict(hidden_size=H, direction="forward", input_forget=int(opts.coupled),
+                 **_activation_attrs((opts.gate_activation, opts.input_activation,
+                                      opts.output_activation)))
+    Y, Y_h, Y_c = torch.onnx.ops.symbolic_multi_out(
+        "LSTM", [x, W, R, B, _seq_lens(lengths), h0.unsqueeze(0), c0.unsqueeze(0), P], attrs,
+        dtypes=[x.dtype] * 3, shapes=[(T, 1, N, H), (1, N, H), (1, N, H)], version=OPSET)
+    return Y.squeeze(1), Y_h.squeeze(0), Y_c.squeeze(0)
+
+
+def gru_node(x: Tensor, h0: Tensor, p, lengths: Optional[Tensor]):
+    """One ONNX ``GRU`` node (forward direction, ``linear_before_reset=1``, which is torch's GRU):
+    y (T, N, H), h_n (N, H)."""
+    T, N, H = x.shape[0], x.shape[1], h0.shape[1]
+    W = _reorder(p.weight_ih, _ZRH).unsqueeze(0)  # (1, 3H, I)
+    R = _reorder(p.weight_hh, _ZRH).unsqueeze(0)  # (1, 3H, H)
+    B = None if p.bias_ih is None else torch.cat(
+        [_reorder(p.bias_ih, _ZRH), _reorder(p.bias_hh, _ZRH)]).unsqueeze(0)  # (1, 6H)
+    Y, Y_h = torch.onnx.ops.symbolic_multi_out(
+        "GRU", [x, W, R, B, _seq_lens(lengths), h0.unsqueeze(0)],
+        dict(hidden_size=H, direction="forward", linear_before_reset=1),
+        dtypes=[x.dtype] * 2, shapes=[(T, 1, N, H), (1, N, H)], version=OPSET)
+    return Y.squeeze(1), Y_h.squeeze(0)
 
 
 def translation_table() -> dict:
-    """``custom_translation_table`` for ``torch.onnx.export(..., dynamo=True)``:
-    ``torch.onnx.export(layer, (x,), path, dynamo=True,
-    custom_translation_table=lstmkit.kernels.onnx.translation_table())``."""
-    return {torch.ops.lstmkit.lstm_forward.default: lstm_forward_onnxscript}
+    """Kept for code written for an earlier lstmkit: ``torch.onnx.export(..., dynamo=True)`` needs no
+    custom translation table any more (the layers emit ONNX nodes themselves), so this is empty and
+    passing it changes nothing."""
+    return {}
+
+
+_NO_TRACE = ("lstmkit ONNX export: the gate trace (return_trace=True) is not exported by the "
+             "TorchScript exporter; use torch.onnx.export(..., dynamo=True)")
+
+
+# ---- the "onnx" backend of kernels/dispatch.py: one direction of a layer under torch.onnx.export ----
+def lstm_direction(x: Tensor, h0: Tensor, c0: Tensor, p, opts, lengths: Optional[Tensor] = None,
+                   rec_mask: Optional[Tensor] = None, zoneout_c: Optional[Tensor] = None,
+                   zoneout_h: Optional[Tensor] = None, want_trace: bool = False):
+    """The contract of :func:`lstmkit.kernels.reference.lstm_direction`, while a layer is exported.
+
+    ONNX ``LSTM`` node where the operator computes the cell exactly (:func:`expressible`, no
+    zoneout or recurrent dropout, no gate trace); otherwise the step as a loop over the dynamic
+    time axis: an ONNX ``Scan`` of the reference step (dynamo exporter) or an ONNX ``Loop`` of the
+    generated TorchScript step (TorchScript exporter).
+    """
+    exact = expressible(opts, p) and zoneout_c is None and zoneout_h is None and rec_mask is None
+    if not torch.jit.is_tracing():  # dynamo exporter
+        if exact and not want_trace:
+            y, h_n, c_n = lstm_node(x, h0, c0, p, opts, lengths)
+            return y, h_n, c_n, None
+        from . import reference
+
+        return reference.lstm_direction(x, h0, c0, p, opts, lengths, rec_mask, zoneout_c,
+                                        zoneout_h, want_trace)
+    if want_trace:
+        raise ValueError(_NO_TRACE)
+    from . import fused
+
+    if exact and fused.available():  # the fused operator, translated by lstm_forward_symbolic
+        register()
+        return fused.lstm_direction(x, h0, c0, p, opts, lengths, rec_mask, None, None)
+    if lengths is not None:
+        lengths = lengths.to(device="cpu", dtype=torch.int64)
+    y, h_n, c_n = lstm_direction_loop(x, h0, c0, p, opts, lengths, rec_mask, zoneout_c, zoneout_h)
+    return y, h_n, c_n, None
+
+
+def gru_direction(x: Tensor, h0: Tensor, p, lengths: Optional[Tensor] = None,
+                  rec_mask: Optional[Tensor] = None, zoneout_h: Optional[Tensor] = None,
+                  want_trace: bool = False):
+    """The contract of :func:`lstmkit.kernels.reference.gru_direction` under the dynamo exporter:
+    an ONNX ``GRU`` node, or the reference step in an ONNX ``Scan`` (zoneout, recurrent dropout,
+    gate trace). (The TorchScript exporter has no GRU translation for lstmkit's variants; it gets
+    the fused operator as before.)"""
+    if not torch.jit.is_tracing():
+        if zoneout_h is None and rec_mask is None and not want_trace:
+            y, h_n = gru_node(x, h0, p, lengths)
+            return y, h_n, None
+        from . import reference
+
+        return reference.gru_direction(x, h0, p, lengths, rec_mask, zoneout_h, want_trace)
+    if want_trace:
+        raise ValueError(_NO_TRACE)
+    from . import fused, reference
+
+    kernel = fused.gru_direction if fused.available() else reference.gru_direction
+    return kernel(x, h0, p, lengths, rec_mask, zoneout_h, want_trace)
 
 
 # ---- variants the ONNX LSTM operator cannot express: the step in an ONNX Loop ------------------------

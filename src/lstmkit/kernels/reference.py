@@ -26,12 +26,12 @@ from ..cells.lstm import LSTMOptions, LSTMParams, lstm_step
 from ..layers.scan import scan, valid_mask
 
 
-def _zone(keep: Optional[Tensor], t: int, old: Tensor, new: Tensor) -> Tensor:
-    """Zoneout (Krueger et al. 2016): keep the previous value with probability keep[t]."""
+def _zone(keep: Optional[Tensor], old: Tensor, new: Tensor) -> Tensor:
+    """Zoneout (Krueger et al. 2016): keep the previous value with probability keep (this step's
+    (N, .) slice of zoneout_c / zoneout_h)."""
     if keep is None:
         return new
-    k = keep[t]
-    return k * old + (1 - k) * new
+    return keep * old + (1 - keep) * new
 
 
 def lstm_direction(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, opts: LSTMOptions,
@@ -43,12 +43,13 @@ def lstm_direction(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, opts: LSTMO
     xw = (x.reshape(T * N, x.shape[2]) @ p.weight_ih.t()).view(T, N, p.weight_ih.shape[0])  # (T, N, 4H), all steps at once
     a0 = x.new_zeros(N, 3 * H) if opts.gate_recurrence else None
 
-    def step(xw_t, state, t):
+    def step(inputs, state, consts):
+        (xw_t, keep_c, keep_h), (p, rec_mask) = inputs, consts  # (the step reads only its arguments)
         h, c, a = state if opts.gate_recurrence else (*state, None)
         h_in = h * rec_mask if rec_mask is not None else h
         h_t, c_t, gates = lstm_step(xw_t, h_in, c, a, p, opts)
-        c_t = _zone(zoneout_c, t, c, c_t)
-        h_t = _zone(zoneout_h, t, h, h_t)
+        c_t = _zone(keep_c, c, c_t)
+        h_t = _zone(keep_h, h, h_t)
         new = (h_t, c_t)
         if opts.gate_recurrence:
             new = new + (torch.cat([gates.i, gates.f, gates.o], dim=1),)
@@ -56,7 +57,8 @@ def lstm_direction(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, opts: LSTMO
         return h_t, new, extras
 
     state0 = (h0, c0, a0) if opts.gate_recurrence else (h0, c0)
-    y, state, ext = scan(step, xw, state0, valid_mask(lengths, T, N, x.device))
+    y, state, ext = scan(step, (xw, zoneout_c, zoneout_h), state0,
+                         valid_mask(lengths, T, N, x.device), consts=(p, rec_mask))
     trace = dict(zip(("i", "f", "g", "o", "c"), ext)) if want_trace else None
     return y, state[0], state[1], trace
 
@@ -67,7 +69,8 @@ def gru_direction(x: Tensor, h0: Tensor, p: GRUParams, lengths: Optional[Tensor]
     T, N = x.shape[0], x.shape[1]
     xw = (x.reshape(T * N, x.shape[2]) @ p.weight_ih.t()).view(T, N, p.weight_ih.shape[0])  # (T, N, 3H)
 
-    def step(xw_t, state, t):
+    def step(inputs, state, consts):
+        (xw_t, keep_h), (p, rec_mask) = inputs, consts
         (h,) = state
         h_in = h * rec_mask if rec_mask is not None else h
         h_t, gates = gru_step(xw_t, h_in, p)
@@ -75,9 +78,10 @@ def gru_direction(x: Tensor, h0: Tensor, p: GRUParams, lengths: Optional[Tensor]
             # the carried term z * h_{t-1} uses the undropped state; only the recurrent
             # projection sees the dropout mask
             h_t = h_t + gates.z * (h - h_in)
-        h_t = _zone(zoneout_h, t, h, h_t)
+        h_t = _zone(keep_h, h, h_t)
         return h_t, (h_t,), (tuple(gates) if want_trace else ())
 
-    y, state, ext = scan(step, xw, (h0,), valid_mask(lengths, T, N, x.device))
+    y, state, ext = scan(step, (xw, zoneout_h), (h0,), valid_mask(lengths, T, N, x.device),
+                         consts=(p, rec_mask))
     trace = dict(zip(("r", "z", "n"), ext)) if want_trace else None
     return y, state[0], trace

@@ -232,7 +232,7 @@ class RNN(SequenceRunner):
         state0, single = self._state0(self.owner(), xs, state)
         cell = self.cell
 
-        def step(x_t, s, t):
+        def step(x_t, s):
             y, new = cell.step(x_t, s[0] if single else s)
             return y, ((new,) if single else tuple(new)), ()
 
