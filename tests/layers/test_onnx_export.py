@@ -131,6 +131,61 @@ def test_the_onnx_graph_uses_the_lstm_operator_or_a_loop(tmp_path):
         assert want in ops and ({"LSTM", "Loop"} - {want}).isdisjoint(ops)
 
 
+@needs_fused
+def test_torchscript_exporter_gru_with_lengths_is_one_gru_node(tmp_path):
+    """A GRU call with lengths reaches the fused operator (dispatch's measured rule); the TorchScript
+    exporter translates it to ONNX GRU with sequence_lens (it used to fail: no symbolic)."""
+    import onnx
+
+    torch.manual_seed(0)
+    m = lstmkit.GRU(5, 6, bidirectional=True).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, (torch.randn(7, 2, 5), None, torch.tensor([7, 3])), str(tmp_path / "g.onnx"),
+                          dynamo=False, input_names=["x", "lengths"],
+                          dynamic_axes={"x": {0: "T", 1: "N"}, "lengths": {0: "N"}})
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "g.onnx")).graph.node]
+    assert ops.count("GRU") == 2 and "Loop" not in ops
+    sess = ort.InferenceSession(str(tmp_path / "g.onnx"), providers=["CPUExecutionProvider"])
+    for T in LENGTHS:
+        for N in BATCHES:
+            x = torch.randn(T, N, 5)
+            lengths = torch.tensor([T] + [max(1, T - 2 - k) for k in range(N - 1)])
+            out, h = m(x, lengths=lengths)
+            got = sess.run(None, {"x": x.numpy(), "lengths": lengths.numpy()})
+            for g, w in zip(got, (out, h)):
+                np.testing.assert_allclose(g, w.detach().numpy(), atol=1e-5, rtol=1e-5)
+
+
+def test_first_kernel_load_inside_a_trace_keeps_the_kernels(tmp_path):
+    """When the first lstmkit call of a process is inside torch.jit.trace (or the TorchScript ONNX
+    exporter), loading the kernels must not be recorded into the trace: it used to fail ('ArrayRef:
+    invalid index' / 'unsupported output type: str') and leave the fused kernels off for the process."""
+    import subprocess
+    import sys
+
+    code = """
+import warnings, torch, lstmkit
+from lstmkit.kernels import fused
+warnings.simplefilter("ignore")
+class M(torch.nn.Module):
+    def __init__(s):
+        super().__init__(); s.g = lstmkit.LSTM(3, 4, batch_first=True)
+    def forward(s, x, lengths):
+        return s.g(x, lengths=lengths)[0]
+m = M().eval()
+x, L = torch.randn(2, 5, 3), torch.tensor([5, 3])
+traced = torch.jit.trace(m, (x, L))
+x2, L2 = torch.randn(3, 8, 3), torch.tensor([8, 2, 5])
+assert torch.allclose(traced(x2, L2), m(x2, L2), atol=1e-6)
+print(fused.available(), fused.build_error())
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    want = "True None" if lstmkit.kernels.fused.available() else "False"
+    assert run.stdout.strip().startswith(want), run.stdout
+
+
 def test_torchscript_exporter_refuses_the_gate_trace_with_a_clear_error(tmp_path):
     class Traced(torch.nn.Module):
         def __init__(self):

@@ -393,12 +393,28 @@ def _gemm_plan(build_dir: Path) -> dict:
 
 
 # ---- loading ---------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _outside_tracing() -> Iterator[None]:
+    """Run the first load as plain eager code even when it happens inside ``torch.jit.trace`` (or
+    the TorchScript ONNX exporter) or under a dispatch mode such as ``torch.export``'s fake tensors:
+    otherwise the load's own operator calls (``isa()``, the GEMM timing) would be recorded into the
+    user's graph or run on fake tensors, fail, and leave the kernels disabled for the process."""
+    from torch.utils._python_dispatch import _disable_current_modes
+    tracing = torch._C._get_tracing_state()
+    torch._C._set_tracing_state(None)
+    try:
+        with _disable_current_modes():
+            yield
+    finally:
+        torch._C._set_tracing_state(tracing)
+
+
 def load() -> bool:
     """Load the compiled kernels, building them first if this machine has no valid cached build.
     Returns whether they are available; never raises for a failed build (see :func:`build_error`)."""
     if _state["loaded"] or _state["error"] is not None:
         return _state["loaded"]
-    with _lock:
+    with _lock, _outside_tracing():
         if _state["loaded"] or _state["error"] is not None:
             return _state["loaded"]
         if os.environ.get("LSTMKIT_DISABLE_FUSED", "") not in ("", "0"):

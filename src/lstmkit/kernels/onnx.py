@@ -134,11 +134,47 @@ def lstm_forward_symbolic(g, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, 
     return (h_all, h_n, c_n, *empty)
 
 
+def gru_forward_symbolic(g, x, h0, weight_ih, weight_hh, bias_ih, bias_hh, lengths, rec_mask, zoneout_h):
+    """``lstmkit::gru_forward`` -> one ONNX ``GRU`` node (forward direction, ``linear_before_reset=1``,
+    which is torch's and lstmkit's GRU; gates [r|z|n] reordered to ONNX's [z|r|h]); ``sequence_lens``
+    from lengths. Recurrent dropout and zoneout (training only) are refused."""
+    from torch.onnx import symbolic_helper as sh
+
+    if not (_none(rec_mask) and _none(zoneout_h)):
+        raise ValueError("lstmkit ONNX export: the ONNX GRU operator cannot express recurrent dropout or "
+                         "zoneout in training mode; export the model in eval mode (model.eval())")
+    H = sh._get_tensor_sizes(weight_hh)[0] // 3
+
+    def zrh(w):
+        n = sh._get_tensor_sizes(w)[0] // 3
+        r, z, c = g.op("Split", w, g.op("Constant", value_t=torch.tensor([n] * 3, dtype=torch.int64)),
+                       axis_i=0, outputs=3)
+        return g.op("Concat", z, r, c, axis_i=0)
+
+    W = sh._unsqueeze_helper(g, zrh(weight_ih), [0])
+    R = sh._unsqueeze_helper(g, zrh(weight_hh), [0])
+    if _none(bias_ih):
+        B = g.op("Constant", value_t=torch.zeros(1, 6 * H))
+    else:
+        B = sh._unsqueeze_helper(g, g.op("Concat", zrh(bias_ih), zrh(bias_hh), axis_i=0), [0])
+    shape = g.op("Shape", x)
+    T = sh._slice_helper(g, shape, axes=[0], starts=[0], ends=[1])
+    N = sh._slice_helper(g, shape, axes=[0], starts=[1], ends=[2])
+    seq = g.op("Cast", g.op("Expand", T, N) if _none(lengths) else lengths, to_i=6)  # INT32
+    Y, Y_h = g.op("GRU", x, W, R, B, seq, sh._unsqueeze_helper(g, h0, [0]), outputs=2, hidden_size_i=H,
+                  direction_s="forward", linear_before_reset_i=1)
+    y = sh._squeeze_helper(g, Y, [1])  # (T, N, H)
+    h_all = g.op("Concat", sh._unsqueeze_helper(g, h0, [0]), y, axis_i=0)
+    empty = [g.op("Constant", value_t=torch.zeros(0)) for _ in range(3)]  # gates, hn, h_in buffers
+    return (h_all, sh._squeeze_helper(g, Y_h, [0]), *empty)
+
+
 def register() -> None:
-    """Register the symbolic once (called when a layer runs inside torch.onnx.export)."""
+    """Register the symbolics once (called when a layer runs inside torch.onnx.export)."""
     if _registered["done"]:
         return
     torch.onnx.register_custom_op_symbolic("lstmkit::lstm_forward", lstm_forward_symbolic, OPSET)
+    torch.onnx.register_custom_op_symbolic("lstmkit::gru_forward", gru_forward_symbolic, OPSET)
     _registered["done"] = True
 
 
@@ -259,8 +295,9 @@ def gru_direction(x: Tensor, h0: Tensor, p, lengths: Optional[Tensor] = None,
                   want_trace: bool = False):
     """The contract of :func:`lstmkit.kernels.reference.gru_direction` under the dynamo exporter:
     an ONNX ``GRU`` node, or the reference step in an ONNX ``Scan`` (zoneout, recurrent dropout,
-    gate trace). (The TorchScript exporter has no GRU translation for lstmkit's variants; it gets
-    the fused operator as before.)"""
+    gate trace). Under the TorchScript exporter the fused operator, which :func:`gru_forward_symbolic`
+    translates to the same ``GRU`` node (dynamic time axis); without the fused library, or with
+    zoneout / recurrent dropout, the reference loop (unrolled at the traced length)."""
     if not torch.jit.is_tracing():
         if zoneout_h is None and rec_mask is None and not want_trace:
             y, h_n = gru_node(x, h0, p, lengths)
@@ -272,8 +309,10 @@ def gru_direction(x: Tensor, h0: Tensor, p, lengths: Optional[Tensor] = None,
         raise ValueError(_NO_TRACE)
     from . import fused, reference
 
-    kernel = fused.gru_direction if fused.available() else reference.gru_direction
-    return kernel(x, h0, p, lengths, rec_mask, zoneout_h, want_trace)
+    if fused.available() and rec_mask is None and zoneout_h is None:
+        register()
+        return fused.gru_direction(x, h0, p, lengths, None, None, False)
+    return reference.gru_direction(x, h0, p, lengths, rec_mask, zoneout_h, want_trace)
 
 
 # ---- variants the ONNX LSTM operator cannot express: the step in an ONNX Loop ------------------------
