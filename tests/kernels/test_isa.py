@@ -98,3 +98,23 @@ def test_gemm_crossover_is_measured_and_applied():
     finally:
         ops.set_own_rows(plan["cols"], plan["rows"])
     assert ops.gemm_seconds(3, 16, 32, True, 1) > 0 and ops.gemm_seconds(3, 16, 32, False, 1) > 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="x86 ISA")
+def test_an_isa_this_cpu_lacks_still_compiles(tmp_path):
+    """The AVX-512 kernels cannot run on an AVX2 machine, but they must still compile: a change to
+    the shared kernel code that breaks another ISA's build is caught here, not on a user's machine.
+    Compiled in a new interpreter into a scratch folder (the library is built, never called)."""
+    missing = [isa for isa in ("avx512", "avx2") if isa not in build.cpu_isas()]
+    if not missing:
+        pytest.skip("this CPU runs every x86 ISA: test_each_isa_path_matches_the_reference checks them")
+    res = run_python(f"""
+        import json
+        from pathlib import Path
+        from lstmkit.kernels import build
+        lib = build._build(Path({str(tmp_path)!r}) / {missing[0]!r}, {missing[0]!r})
+        print(json.dumps({{"lib": str(lib), "size": lib.stat().st_size,
+                          "ok": json.loads((lib.parent / "BUILD_OK").read_text())["isa"]}}))
+    """)
+    assert res["ok"] == missing[0] and res["size"] > 0
