@@ -32,7 +32,7 @@ from lstmkit.data.sequences import SequenceSet, pad, pad_ids, read_sequences
 from lstmkit.data.text import PAD, UNK, Vocabulary
 from lstmkit.errors import LstmkitError
 from lstmkit.training import TrainResult, Windows, train
-from lstmkit.training.checkpoint import (json_bytes, load_bundle, save_bundle, tensors_from_bytes,
+from lstmkit.training.checkpoint import (json_bytes, load_bundle, load_members, member_state, save_bundle,
                                          tensors_to_bytes)
 from lstmkit.training.losses import IGNORE, cross_entropy
 
@@ -433,7 +433,7 @@ class SequenceClassifier:
                 "losses": [r.history for r in self.result.runs] if self.result else []}
         pre = {"scaler": self.scaler.to_dict() if self.scaler else None,
                "vocabulary": self.vocab.to_dict() if self.vocab else None}
-        weights = {f"member{i}.{k}": v for i, m in enumerate(self.models) for k, v in m.state_dict().items()}
+        weights = member_state(self.models)
         return save_bundle(path, {"config.json": json_bytes(meta), "preprocess.json": json_bytes(pre),
                                   "weights.safetensors": tensors_to_bytes(weights)}, kind=TASK)
 
@@ -456,15 +456,5 @@ class SequenceClassifier:
             members = int(meta["members"])
         except (ValueError, KeyError, TypeError) as e:
             raise LstmkitError(f"model folder {path}: config.json or preprocess.json is not valid ({e})") from None
-        weights = tensors_from_bytes(files["weights.safetensors"], f"{path}/weights.safetensors")
-        for i in range(members):
-            prefix = f"member{i}."
-            model = self._build()
-            try:
-                model.load_state_dict({k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)})
-            except RuntimeError as e:
-                raise LstmkitError(f"model folder {path}: weights do not fit the configured model "
-                                   f"({str(e).splitlines()[0]})") from None
-            model.eval()
-            self.models.append(model)
+        self.models = load_members(path, files["weights.safetensors"], self._build, members)
         return self

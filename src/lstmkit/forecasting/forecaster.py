@@ -33,7 +33,7 @@ from lstmkit.data import (Series, StandardScaler, TargetTransform, inputs_at, pr
                           time_split)
 from lstmkit.errors import LstmkitError
 from lstmkit.training import Stream, TrainResult, Windows, run_stream, train
-from lstmkit.training.checkpoint import (json_bytes, load_bundle, save_bundle, tensors_from_bytes,
+from lstmkit.training.checkpoint import (json_bytes, load_bundle, member_state, save_bundle, tensors_from_bytes,
                                          tensors_to_bytes)
 
 from .config import ForecastConfig
@@ -390,7 +390,7 @@ class Forecaster:
         if not self.models:
             raise LstmkitError("Forecaster.save: nothing to save, fit() first")
         f, series = self._fitted, self.series
-        weights = {f"member{i}.{k}": v for i, m in enumerate(self.models) for k, v in m.state_dict().items()}
+        weights = member_state(self.models)
         bad = [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]
         if bad or not np.isfinite(f.sigma).all():
             raise LstmkitError(f"Forecaster.save: refusing to save a model that can only predict NaN or "

@@ -29,8 +29,8 @@ import torch
 from lstmkit.data.panel import Panel, to_panel
 from lstmkit.errors import LstmkitError
 from lstmkit.training import TrainResult, Windows, train
-from lstmkit.training.checkpoint import (json_bytes, load_bundle, save_bundle, tensors_from_bytes,
-                                         tensors_to_bytes)
+from lstmkit.training.checkpoint import (json_bytes, load_bundle, load_members, member_state, save_bundle,
+                                         tensors_from_bytes, tensors_to_bytes)
 
 from .factory import network
 from .global_config import GlobalConfig
@@ -374,7 +374,7 @@ class GlobalForecaster:
         if not self.models:
             raise LstmkitError("GlobalForecaster.save: nothing to save, fit() first")
         p = self.panel
-        weights = {f"member{i}.{k}": v for i, m in enumerate(self.models) for k, v in m.state_dict().items()}
+        weights = member_state(self.models)
         hist = {"values": torch.tensor(np.concatenate(p.values)),
                 "lengths": torch.tensor(p.lengths, dtype=torch.int64)}
         if p.covariates:
@@ -421,17 +421,7 @@ class GlobalForecaster:
         self.panel = Panel(ids, values, starts, meta.get("freq"), list(cfg.covariates), covs,
                            cfg.horizon, cfg.season, cfg.id_col, cfg.time_col or "ds", cfg.target)
         self.scale = SeriesScale.from_dict(scal["series"], len(ids))
-        weights = tensors_from_bytes(files["weights.safetensors"], f"{path}/weights.safetensors")
-        for i in range(members):
-            prefix = f"member{i}."
-            model = self._build()
-            try:
-                model.load_state_dict({k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)})
-            except RuntimeError as e:
-                raise LstmkitError(f"model folder {path}: weights do not fit the configured model "
-                                   f"({str(e).splitlines()[0]})") from None
-            model.eval()
-            self.models.append(model)
+        self.models = load_members(path, files["weights.safetensors"], self._build, members)
         return self
 
 

@@ -27,7 +27,8 @@ from lstmkit.data.chars import CharVocab
 from lstmkit.errors import LstmkitError
 from lstmkit.layers import LSTM
 from lstmkit.training import Stream, TrainConfig, TrainResult, masked_cross_entropy, run_stream, train
-from lstmkit.training.checkpoint import json_bytes, load_bundle, save_bundle, tensors_from_bytes, tensors_to_bytes
+from lstmkit.training.checkpoint import (json_bytes, load_bundle, load_state, save_bundle, tensors_from_bytes,
+                                         tensors_to_bytes)
 
 from .ngram import CharNGram
 
@@ -281,12 +282,6 @@ class CharLanguageModel:
             self.example, self.metrics = str(meta.get("example", "")), dict(meta.get("metrics", {}))
         except (ValueError, KeyError, TypeError) as e:
             raise LstmkitError(f"model folder {path}: config.json is not valid ({e})") from None
-        self.model = self._build()
-        try:
-            self.model.load_state_dict(tensors_from_bytes(files["weights.safetensors"],
-                                                          f"{path}/weights.safetensors"))
-        except RuntimeError as e:
-            raise LstmkitError(f"model folder {path}: weights do not fit the configured model "
-                               f"({str(e).splitlines()[0]})") from None
-        self.model.eval()
+        self.model = load_state(self._build(), tensors_from_bytes(files["weights.safetensors"],
+                                                                  f"{path}/weights.safetensors"), path)
         return self

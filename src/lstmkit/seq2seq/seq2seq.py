@@ -22,7 +22,8 @@ import torch
 from lstmkit.data.chars import CharVocab
 from lstmkit.errors import LstmkitError
 from lstmkit.training import TrainConfig, TrainResult, Windows, masked_cross_entropy, train
-from lstmkit.training.checkpoint import json_bytes, load_bundle, save_bundle, tensors_from_bytes, tensors_to_bytes
+from lstmkit.training.checkpoint import (json_bytes, load_bundle, load_state, save_bundle, tensors_from_bytes,
+                                         tensors_to_bytes)
 
 from .decoding import BOS, EOS, Hypothesis, beam_search, greedy
 from .model import ATTENTIONS, EncoderDecoder
@@ -243,12 +244,6 @@ class Seq2Seq:
             self.example = str(meta.get("example", ""))
         except (ValueError, KeyError, TypeError) as e:
             raise LstmkitError(f"model folder {path}: config.json is not valid ({e})") from None
-        self.model = self._build()
-        try:
-            self.model.load_state_dict(tensors_from_bytes(files["weights.safetensors"],
-                                                          f"{path}/weights.safetensors"))
-        except RuntimeError as e:
-            raise LstmkitError(f"model folder {path}: weights do not fit the configured model "
-                               f"({str(e).splitlines()[0]})") from None
-        self.model.eval()
+        self.model = load_state(self._build(), tensors_from_bytes(files["weights.safetensors"],
+                                                                  f"{path}/weights.safetensors"), path)
         return self

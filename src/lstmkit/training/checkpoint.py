@@ -14,7 +14,7 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping, Sequence
 
 import torch
 from safetensors import SafetensorError
@@ -41,6 +41,34 @@ def tensors_from_bytes(data: bytes, where: str = "weights") -> dict[str, torch.T
     except (SafetensorError, ValueError, RuntimeError, TypeError, OverflowError) as e:
         first = (str(e).splitlines() or [type(e).__name__])[0]
         raise LstmkitError(f"{where}: not a valid safetensors file ({first})") from None
+
+
+def member_state(models: Sequence[torch.nn.Module]) -> dict[str, torch.Tensor]:
+    """The weights of an ensemble in one flat dict: member i's tensor k is stored as "member{i}.{k}"."""
+    return {f"member{i}.{k}": v for i, m in enumerate(models) for k, v in m.state_dict().items()}
+
+
+def load_state(model: torch.nn.Module, state: Mapping[str, torch.Tensor], path) -> torch.nn.Module:
+    """model.load_state_dict(state), then eval mode. Raises LstmkitError naming the folder `path` when
+    the weights do not fit the model built from the saved config (missing, extra or reshaped)."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise LstmkitError(f"model folder {path}: weights do not fit the configured model "
+                           f"({str(e).splitlines()[0]})") from None
+    return model.eval()
+
+
+def load_members(path, data: bytes, build: Callable[[], torch.nn.Module], members: int) -> list:
+    """The `members` models of an ensemble saved with :func:`member_state` in the safetensors bytes
+    `data` of folder `path`, each built by `build()`, loaded (:func:`load_state`) and in eval mode."""
+    weights = tensors_from_bytes(data, f"{path}/weights.safetensors")
+    out = []
+    for i in range(members):
+        prefix = f"member{i}."
+        out.append(load_state(build(), {k[len(prefix):]: v for k, v in weights.items()
+                                        if k.startswith(prefix)}, path))
+    return out
 
 
 def _finite(obj):
