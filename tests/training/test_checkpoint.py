@@ -78,3 +78,20 @@ def test_atomic_write_bytes_replaces_whole_file_or_nothing(tmp_path, monkeypatch
         atomic.write_text(path, "second")
     assert path.read_text() == "first"
     assert os.listdir(tmp_path) == ["f.txt"]
+
+
+def test_member_state_and_load_members_round_trip_and_refuse_misfits(tmp_path):
+    from lstmkit.training.checkpoint import load_members, load_state, member_state, tensors_to_bytes
+
+    torch.manual_seed(0)
+    models = [torch.nn.Linear(3, 2) for _ in range(2)]
+    state = member_state(models)
+    assert sorted(state) == ["member0.bias", "member0.weight", "member1.bias", "member1.weight"]
+    back = load_members(tmp_path, tensors_to_bytes(state), lambda: torch.nn.Linear(3, 2), 2)
+    assert all(not m.training for m in back)
+    for a, b in zip(models, back):
+        assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)
+    with pytest.raises(LstmkitError, match=f"model folder {tmp_path}: weights do not fit the configured model"):
+        load_members(tmp_path, tensors_to_bytes(state), lambda: torch.nn.Linear(4, 2), 2)
+    with pytest.raises(LstmkitError, match="weights do not fit"):
+        load_state(torch.nn.Linear(3, 2), {"weight": torch.zeros(2, 3)}, tmp_path)    # bias missing
