@@ -124,6 +124,25 @@ def test_torch_func_grad_and_vjp():
         torch.testing.assert_close(g, w)
 
 
+@pytest.mark.parametrize("make", [lambda: lstmkit.LSTM(3, 4, batch_first=True),
+                                  lambda: lstmkit.LSTM(3, 4, batch_first=True, preset="CIFG", bidirectional=True),
+                                  lambda: lstmkit.LSTM(3, 4, batch_first=True, layer_norm=True),
+                                  lambda: lstmkit.GRU(3, 4, batch_first=True)],
+                         ids=["V", "CIFG-bi", "LN", "GRU"])
+def test_torch_func_vmap_and_jacrev(make):
+    """vmap over a stack of batches equals a loop (torch.nn.LSTM itself has no vmap batching rule:
+    inside torch.func lstmkit runs the reference loop), and jacrev of the input equals autograd."""
+    torch.manual_seed(0)
+    m = make()
+    xs = torch.randn(4, 2, 5, 3)                                   # 4 independent batches (2, 5, 3)
+    got = torch.func.vmap(lambda x: m(x)[0])(xs)
+    torch.testing.assert_close(got, torch.stack([m(x)[0] for x in xs]), atol=1e-6, rtol=1e-5)
+    x = xs[0].clone().requires_grad_()
+    jac = torch.func.jacrev(lambda x: m(x)[0].sum(-1))(x)          # (2, 5, 2, 5, 3)
+    rows = [torch.autograd.grad(m(x)[0].sum(-1).flatten()[k], x)[0] for k in range(10)]
+    torch.testing.assert_close(jac.reshape(10, 2, 5, 3), torch.stack(rows), atol=1e-6, rtol=1e-5)
+
+
 # ---- double backward --------------------------------------------------------------------------------
 GG_VARIANTS = {name: dict(preset=name) for name in PRESETS} | {
     "LN": dict(layer_norm=True), "proj": dict(preset="V", proj_size=2),

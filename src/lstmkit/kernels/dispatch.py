@@ -150,6 +150,10 @@ def select(owner: str, native_ok: bool, why_not_native: Union[str, Callable[[], 
             raise ValueError(f"{owner}: backend 'native' was forced but torch's kernel cannot "
                              f"compute this call: {why}")
         return "native"
+    if wanted == "auto" and not tracing and torch._C._are_functorch_transforms_active():
+        # inside torch.func (vmap, grad, jacrev...): torch's RNN kernel has no vmap batching rule
+        # and the fused operator's autograd cannot run there; the reference loop is ordinary ops
+        return "reference"
     exporter = onnx_exporter()
     if exporter == "dynamo" and wanted in ("auto", "fused"):
         return "onnx"  # torch's own LSTM/GRU translations keep the traced length: not used
