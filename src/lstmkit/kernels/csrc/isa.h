@@ -50,6 +50,15 @@ template <typename S> struct Vec {
   static constexpr int L = kVecBytes / int(sizeof(S));
 };
 
+// One vector of S loaded from / stored to any address (no alignment needed; an unaligned vector
+// move in the ISA's width).
+template <typename S> inline typename Vec<S>::v load_vec(const S* p) {
+  typename Vec<S>::v v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <typename S> inline void store_vec(S* p, typename Vec<S>::v v) { std::memcpy(p, &v, sizeof v); }
+
 // Columns of one packed B panel.
 template <typename S> constexpr int panel_width() { return kPanelVecs * Vec<S>::L; }
 

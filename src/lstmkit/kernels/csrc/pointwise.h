@@ -15,6 +15,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "isa.h"
+
 namespace lstmkit {
 
 enum Act : int { kSigmoid = 0, kTanh = 1, kIdentity = 2, kRelu = 3, kHardSigmoid = 4, kSoftsign = 5 };
@@ -153,40 +155,36 @@ template <typename S> inline S row_sum(const S* x, int64_t n) {
   return s;
 }
 
-// 64-byte vectors through GCC's vector extension: lowered to AVX-512, AVX2 or SSE as the build
-// machine allows (shared by the GEMM micro-kernel in blas.cpp).
-template <typename S> struct V64;
-template <> struct V64<float> {
-  typedef float v __attribute__((vector_size(64)));
-  static constexpr int L = 16;
-};
-template <> struct V64<double> {
-  typedef double v __attribute__((vector_size(64)));
-  static constexpr int L = 8;
-};
-
 // LayerNorm statistics of one row (biased variance): returns rstd, sets mean. One pass over the row,
-// sums of x - x[0] and (x - x[0])^2 (the shift keeps E[d^2] - E[d]^2 free of cancellation), in two
-// interleaved vector accumulators each.
+// sums of x - x[0] and (x - x[0])^2 (the shift keeps E[d^2] - E[d]^2 free of cancellation), in the
+// build's vectors (isa.h: 64 bytes for avx512, 32 for avx2, 16 portable; a vector wider than the
+// ISA's registers would be split and spilled through the stack), four independent accumulators each
+// so that the adds do not wait on one another.
 template <typename S> inline S layer_norm_stats(const S* x, int64_t n, double eps, S* mean_out) {
-  using V = typename V64<S>::v;
-  constexpr int L = V64<S>::L;
+  using V = typename Vec<S>::v;
+  constexpr int L = Vec<S>::L;
   const S k = x[0];
-  V s0{}, s1{}, q0{}, q1{};
+  V s0{}, s1{}, s2{}, s3{}, q0{}, q1{}, q2{}, q3{};
   int64_t j = 0;
-  for (; j + 2 * L <= n; j += 2 * L) {
-    V a, b;
-    std::memcpy(&a, x + j, sizeof(V));
-    std::memcpy(&b, x + j + L, sizeof(V));
-    a -= k;
-    b -= k;
+  for (; j + 4 * L <= n; j += 4 * L) {
+    const V a = load_vec<S>(x + j) - k, b = load_vec<S>(x + j + L) - k;
+    const V c = load_vec<S>(x + j + 2 * L) - k, d = load_vec<S>(x + j + 3 * L) - k;
     s0 += a;
     s1 += b;
+    s2 += c;
+    s3 += d;
     q0 += a * a;
     q1 += b * b;
+    q2 += c * c;
+    q3 += d * d;
   }
-  s0 += s1;
-  q0 += q1;
+  for (; j + L <= n; j += L) {
+    const V a = load_vec<S>(x + j) - k;
+    s0 += a;
+    q0 += a * a;
+  }
+  s0 += s1 + (s2 + s3);
+  q0 += q1 + (q2 + q3);
   S s = 0, q = 0;
   for (int l = 0; l < L; ++l) {
     s += s0[l];
