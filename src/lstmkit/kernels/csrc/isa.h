@@ -15,6 +15,8 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
+#include <utility>
 
 #if defined(__AVX512F__)
 #define LSTMKIT_ISA_AVX512 1
@@ -58,6 +60,41 @@ template <typename S> inline typename Vec<S>::v load_vec(const S* p) {
   return v;
 }
 template <typename S> inline void store_vec(S* p, typename Vec<S>::v v) { std::memcpy(p, &v, sizeof v); }
+
+// load_vec and store_vec for T = Vec<S>::v, a plain load and store for T = S (for_vec's tail).
+template <typename T, typename S> inline T load_as(const S* p) {
+  if constexpr (std::is_same_v<T, S>) return *p;
+  else return load_vec<S>(p);
+}
+template <typename T, typename S> inline void store_as(S* p, T v) {
+  if constexpr (std::is_same_v<T, S>) *p = v;
+  else store_vec<S>(p, v);
+}
+
+// Sum of a vector's lanes.
+template <typename S> inline S hsum(typename Vec<S>::v v) {
+  S s = 0;
+  for (int l = 0; l < Vec<S>::L; ++l) s += v[l];
+  return s;
+}
+
+// A row loop written once as a generic lambda body(tag, j, u), run on whole vectors and then on the
+// scalar tail: tag is a Vec<S>::v at j = 0, L, 2L, ... while a whole vector fits, then an S for each
+// remaining element. u (a std::integral_constant) is j / L mod unroll on the vectors and 0 on the
+// tail, so that a reduction can keep `unroll` independent accumulators (more adds in flight than one
+// chain of dependent adds allows); the index is a constant, the accumulators stay in registers.
+template <typename S, int unroll = 1, typename F>
+inline void for_vec(int64_t n, F&& body) {
+  using V = typename Vec<S>::v;
+  constexpr int L = Vec<S>::L;
+  int64_t j = 0;
+  for (; j + unroll * L <= n; j += unroll * L)
+    [&]<int... u>(std::integer_sequence<int, u...>) {
+      (body(V{}, j + u * L, std::integral_constant<int, u>{}), ...);
+    }(std::make_integer_sequence<int, unroll>{});
+  for (; j + L <= n; j += L) body(V{}, j, std::integral_constant<int, 0>{});
+  for (; j < n; ++j) body(S{}, j, std::integral_constant<int, 0>{});
+}
 
 // Columns of one packed B panel.
 template <typename S> constexpr int panel_width() { return kPanelVecs * Vec<S>::L; }

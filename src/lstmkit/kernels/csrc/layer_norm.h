@@ -18,24 +18,41 @@ namespace {
 
 // Back through z = LN(xw) g_ih + LN(hw) g_hh + b, for one row: dz (4H) in; dxw, dhw (4H) out;
 // accumulates the gains' and the bias's gradients. st = [mean_ih, rstd_ih, mean_hh, rstd_hh].
+// Per half, with u = dz * g and xhat = (xw - mean) * rstd: dxw = rstd * (u - m1 - xhat * m2),
+// m1 = mean(u), m2 = mean(u * xhat). The row sums run in the build's vectors (isa.h: for_vec), two
+// accumulators per sum.
 template <typename S>
 inline void projection_ln_backward(int64_t G4, const S* dz, const S* xw, const S* hw, const S* st,
                                    const S* gih, const S* ghh, S* dxw, S* dhw, S* dgih, S* dghh,
                                    S* db) {
+  using V = typename Vec<S>::v;
   const S mx = st[0], rx = st[1], mh = st[2], rh = st[3];
+  V vx1[2] = {}, vx2[2] = {}, vh1[2] = {}, vh2[2] = {};
   S sx1 = 0, sx2 = 0, sh1 = 0, sh2 = 0;
-#pragma omp simd reduction(+ : sx1, sx2, sh1, sh2)
-  for (int64_t j = 0; j < G4; ++j) {
-    const S xh = (xw[j] - mx) * rx, hh = (hw[j] - mh) * rh;
-    const S gx = dz[j] * gih[j], gh = dz[j] * ghh[j];
-    dgih[j] += dz[j] * xh;
-    dghh[j] += dz[j] * hh;
-    db[j] += dz[j];
-    sx1 += gx;
-    sx2 += gx * xh;
-    sh1 += gh;
-    sh2 += gh * hh;
-  }
+  for_vec<S, 2>(G4, [&](auto tag, int64_t j, auto u) __attribute__((always_inline)) {
+    using T = decltype(tag);
+    const T d = load_as<T>(dz + j);
+    const T xh = (load_as<T>(xw + j) - mx) * rx, hh = (load_as<T>(hw + j) - mh) * rh;
+    const T gx = d * load_as<T>(gih + j), gh = d * load_as<T>(ghh + j);
+    store_as(dgih + j, load_as<T>(dgih + j) + d * xh);
+    store_as(dghh + j, load_as<T>(dghh + j) + d * hh);
+    store_as(db + j, load_as<T>(db + j) + d);
+    if constexpr (std::is_same_v<T, S>) {
+      sx1 += gx;
+      sx2 += gx * xh;
+      sh1 += gh;
+      sh2 += gh * hh;
+    } else {
+      vx1[u] += gx;
+      vx2[u] += gx * xh;
+      vh1[u] += gh;
+      vh2[u] += gh * hh;
+    }
+  });
+  sx1 += hsum<S>(vx1[0] + vx1[1]);
+  sx2 += hsum<S>(vx2[0] + vx2[1]);
+  sh1 += hsum<S>(vh1[0] + vh1[1]);
+  sh2 += hsum<S>(vh2[0] + vh2[1]);
   const S mx1 = sx1 / S(G4), mx2 = sx2 / S(G4), mh1 = sh1 / S(G4), mh2 = sh2 / S(G4);
 #pragma omp simd
   for (int64_t j = 0; j < G4; ++j) {
@@ -52,20 +69,30 @@ inline void projection_ln_backward(int64_t G4, const S* dz, const S* xw, const S
 template <typename S>
 inline void projection_ln_backward_h(int64_t G4, const S* dz, const S* hw, const S* st, const S* gih,
                                      const S* ghh, S* dhw, S* dghh, S* db, S* dlih, S* s1x) {
+  using V = typename Vec<S>::v;
   const S mh = st[2], rh = st[3], xc = st[0] * st[1];
+  V v1[2] = {}, v2[2] = {}, vx[2] = {};
   S s1 = 0, s2 = 0, sx = 0;
-#pragma omp simd reduction(+ : s1, s2, sx)
-  for (int64_t j = 0; j < G4; ++j) {
-    const S hh = (hw[j] - mh) * rh, gh = dz[j] * ghh[j];
-    dghh[j] += dz[j] * hh;
-    db[j] += dz[j];
-    dlih[j] += dz[j] * xc;
-    s1 += gh;
-    s2 += gh * hh;
-    sx += dz[j] * gih[j];
-  }
-  *s1x = sx;
-  const S m1 = s1 / S(G4), m2 = s2 / S(G4);
+  for_vec<S, 2>(G4, [&](auto tag, int64_t j, auto u) __attribute__((always_inline)) {
+    using T = decltype(tag);
+    const T d = load_as<T>(dz + j);
+    const T hh = (load_as<T>(hw + j) - mh) * rh, gh = d * load_as<T>(ghh + j);
+    const T gx = d * load_as<T>(gih + j);
+    store_as(dghh + j, load_as<T>(dghh + j) + d * hh);
+    store_as(db + j, load_as<T>(db + j) + d);
+    store_as(dlih + j, load_as<T>(dlih + j) + d * xc);
+    if constexpr (std::is_same_v<T, S>) {
+      s1 += gh;
+      s2 += gh * hh;
+      sx += gx;
+    } else {
+      v1[u] += gh;
+      v2[u] += gh * hh;
+      vx[u] += gx;
+    }
+  });
+  *s1x = sx + hsum<S>(vx[0] + vx[1]);
+  const S m1 = (s1 + hsum<S>(v1[0] + v1[1])) / S(G4), m2 = (s2 + hsum<S>(v2[0] + v2[1])) / S(G4);
 #pragma omp simd
   for (int64_t j = 0; j < G4; ++j) dhw[j] = rh * (dz[j] * ghh[j] - m1 - (hw[j] - mh) * rh * m2);
 }
