@@ -11,9 +11,11 @@ machine's speed drifts, so every contender sees the same drift), and keeps each 
   vanilla, peephole, CIFG and layer-norm cells, and the textbook autograd loop (one ``LSTMCell``-style
   step of torch ops per time step).
 
-Columns: time, ratio to torch.nn.LSTM in the same run, and achieved GFLOP/s counting only the matrix
-products (forward 2*T*B*4H*(I+H); forward + backward three times that). The machine's GEMM peak
-(a large float32 torch.mm, best of several) is printed beside them. Nothing here asserts timing.
+Columns: time, ratio to torch.nn.LSTM in the same run, ratio to lstmkit's vanilla cell in the same
+run (for the lstmkit variants: what issue 10's "within 1.15x of vanilla" target reads), and achieved
+GFLOP/s counting only the matrix products (forward 2*T*B*4H*(I+H); forward + backward three times
+that). The machine's GEMM peak (a large float32 torch.mm, best of several) is printed beside them.
+Nothing here asserts timing.
 """
 from __future__ import annotations
 
@@ -74,14 +76,20 @@ def gemm_peak(n: int = 2048, reps: int = 5) -> float:
     return 2 * n ** 3 / best / 1e9
 
 
-def make_contenders(B: int, T: int, I: int, H: int) -> dict[str, tuple[Callable, Callable]]:
-    """name -> (forward without grad, forward + backward), each a function of no arguments."""
+def make_contenders(B: int, T: int, I: int, H: int,
+                    variants: list[str] | None = None) -> dict[str, tuple[Callable, Callable]]:
+    """name -> (forward without grad, forward + backward), each a function of no arguments.
+
+    variants: the lstmkit cells to time (names of VARIANTS; default all). torch.nn.LSTM is always timed.
+    """
     torch.manual_seed(0)
     x = torch.randn(T, B, I)
     xg = x.clone().requires_grad_()
     native = nn.LSTM(I, H)
     models: dict[str, nn.Module] = {"torch.nn.LSTM": native}
     for name, kw in VARIANTS.items():
+        if variants is not None and name not in variants:
+            continue
         m = lstmkit.LSTM(I, H, **kw)
         if not kw:  # the same weights as the native one, so vanilla times identical math
             m.load_state_dict(native.state_dict())
@@ -140,7 +148,13 @@ def main(argv=None) -> int:
     ap.add_argument("--no-textbook", action="store_true", help="skip the textbook loop")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch.set_num_threads for the whole run (default: torch's default)")
+    ap.add_argument("--variants", nargs="*", default=None, metavar="NAME",
+                    help=f"lstmkit cells to time (default all: {', '.join(repr(v) for v in VARIANTS)})")
     args = ap.parse_args(argv)
+    unknown = sorted(set(args.variants or ()) - set(VARIANTS))
+    if unknown:
+        ap.error(f"--variants: unknown {', '.join(map(repr, unknown))}; expected some of "
+                 f"{', '.join(map(repr, VARIANTS))}")
     if args.threads:
         torch.set_num_threads(args.threads)
     sizes = [tuple(int(v) for v in s.split(",")) for s in args.sizes] if args.sizes else SIZES
@@ -157,20 +171,23 @@ def main(argv=None) -> int:
           f"GEMM path: {info['blas']}; measured crossover rows per output width "
           f"{dict(zip(gemm.get('cols', []), gemm.get('rows', [])))}")
     print(f"# GEMM peak (float32 2048^3 torch.mm, best of 5): {peak:.0f} GFLOP/s")
-    print("# times are minima over interleaved rounds; ratio = time / torch.nn.LSTM's time in the same run")
+    print("# times are minima over interleaved rounds; ratio = time / torch.nn.LSTM's time in the same run;")
+    print("# vs vanilla = time / lstmkit vanilla's time in the same run (issue 10 target: <= 1.15)")
     print()
-    print("| B, T, I, H | mode | contender | time (ms) | ratio | GFLOP/s |")
-    print("|---|---|---|---:|---:|---:|")
+    print("| B, T, I, H | mode | contender | time (ms) | ratio | vs vanilla | GFLOP/s |")
+    print("|---|---|---|---:|---:|---:|---:|")
     for B, T, I, H in sizes:
-        contenders = make_contenders(B, T, I, H)
+        contenders = make_contenders(B, T, I, H, args.variants)
         if args.no_textbook:
             contenders.pop("textbook loop")
         flops = 2 * T * B * 4 * H * (I + H)
         for mode, idx, mult in (("forward", 0, 1), ("fwd+bwd", 1, 3)):
             best = time_interleaved({k: v[idx] for k, v in contenders.items()}, args.reps, args.budget)
             ref = best["torch.nn.LSTM"]
+            vanilla = best.get("lstmkit vanilla")
             for k, t in best.items():
-                print(f"| {B}, {T}, {I}, {H} | {mode} | {k} | {t * 1e3:.2f} | {t / ref:.2f} | "
+                vs = f"{t / vanilla:.2f}" if vanilla and k.startswith("lstmkit") else ""
+                print(f"| {B}, {T}, {I}, {H} | {mode} | {k} | {t * 1e3:.2f} | {t / ref:.2f} | {vs} | "
                       f"{mult * flops / t / 1e9:.1f} |", flush=True)
     peak_end = gemm_peak()
     print()
