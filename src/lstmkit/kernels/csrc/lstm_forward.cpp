@@ -88,10 +88,7 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
         S* st = ln ? a.stats + row * 6 : nullptr;
         const S* xw = ln ? xw_rows + (n - c0) * G4 : nullptr;  // raw projections (layer norm)
         const S* hw = hw_rows + (n - c0) * G4;
-        if (ln) {
-          st[1] = layer_norm_stats<S>(xw, G4, kLnEps, &st[0]);
-          st[3] = layer_norm_stats<S>(hw, G4, kLnEps, &st[2]);
-        }
+        if (ln) layer_norm_stats2<S>(xw, hw, G4, kLnEps, st);
         if constexpr (sizeof(S) == 4) if (fast) {
 #define LSTMKIT_FWD(PE, CO, LN)                                                                    \
     cell_forward_fast<S, PE, CO, LN>(H, z, bias, cp, a.w_peep, cn, m, xw, hw, a.ln_ih, a.ln_hh, a.ln_cw, \

@@ -202,6 +202,40 @@ template <typename S> inline S layer_norm_stats(const S* x, int64_t n, double ep
   return S(1) / std::sqrt(var + S(eps));
 }
 
+// layer_norm_stats of two rows of n at once, in one loop (the step's two projections x W_ih^T and
+// h W_hh^T, both still in L1): st = [mean_x, rstd_x, mean_y, rstd_y]. The same sums as
+// layer_norm_stats (shifted by each row's first element), two accumulators per sum.
+template <typename S> inline void layer_norm_stats2(const S* x, const S* y, int64_t n, double eps, S* st) {
+  using V = typename Vec<S>::v;
+  const S kx = x[0], ky = y[0];
+  V vsx[2] = {}, vqx[2] = {}, vsy[2] = {}, vqy[2] = {};
+  S sx = 0, qx = 0, sy = 0, qy = 0;
+  for_vec<S, 2>(n, [&](auto tag, int64_t j, auto u) __attribute__((always_inline)) {
+    using T = decltype(tag);
+    const T a = load_as<T>(x + j) - kx, b = load_as<T>(y + j) - ky;
+    if constexpr (std::is_same_v<T, S>) {
+      sx += a;
+      qx += a * a;
+      sy += b;
+      qy += b * b;
+    } else {
+      vsx[u] += a;
+      vqx[u] += a * a;
+      vsy[u] += b;
+      vqy[u] += b * b;
+    }
+  });
+  auto finish = [&](S k, S s, S q, S* out) {
+    const S md = s / S(n);
+    S var = q / S(n) - md * md;
+    var = var > S(0) ? var : S(0);
+    out[0] = k + md;
+    out[1] = S(1) / std::sqrt(var + S(eps));
+  };
+  finish(kx, sx + hsum<S>(vsx[0] + vsx[1]), qx + hsum<S>(vqx[0] + vqx[1]), st);
+  finish(ky, sy + hsum<S>(vsy[0] + vsy[1]), qy + hsum<S>(vqy[0] + vqy[1]), st + 2);
+}
+
 // LayerNorm of one row without gain, in place: x <- (x - mean) * rstd; returns rstd.
 template <typename S> inline S layer_norm_row(S* x, int64_t n, double eps) {
   S mean;
