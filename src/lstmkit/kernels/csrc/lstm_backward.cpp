@@ -120,6 +120,18 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
     // in chunks: the chunk's pointwise pass, then at once its dz W_hh (dz still in L1)
     for (int64_t q = 0, c0 = r0; q < nch; ++q) {
       const int64_t cr = rows / nch + (q < rows % nch ? 1 : 0);  // rows [c0, c0 + cr)
+      if (ln) {  // the next chunk's h W_hh^T (layer norm): written with streamed stores by forward, so
+                 // read from memory; requested now, it arrives while this chunk is computed (measured at
+                 // (B, T, I, H) = (1, 500, 8, 64): read on demand, projection_ln_backward_h waited
+                 // on memory for longer than the rest of the row's backward took)
+        const bool last = q + 1 == nch;
+        const int64_t tn = last ? t - 1 : t, n0 = last ? r0 : c0 + cr;
+        const int64_t nr = last ? rows / nch + (rows % nch ? 1 : 0) : rows / nch + (q + 1 < rows % nch ? 1 : 0);
+        if (tn >= 0) {
+          prefetch(a.hw + (tn * N + n0) * G4, nr * G4);
+          if (!post_x) prefetch(a.xw + (tn * N + n0) * G4, nr * G4);  // x W_ih^T, kept likewise
+        }
+      }
       for (int64_t n = c0; n < c0 + cr; ++n) {
         const int64_t row = t * N + n, rr = n - r0;
         S* dzh = dzh_step ? dzh_step + (n - c0) * G4 : w.dzh + row * G4;
