@@ -166,3 +166,19 @@ def test_stratified_split_keeps_each_class():
 def test_errors(call, message):
     with pytest.raises(LstmkitError, match=message):
         call(SequenceClassifier(quick()))
+
+
+@pytest.mark.parametrize("call, message", [
+    # NaN inside a training sequence was reported as "values too large to scale ... rescale the data"
+    (lambda c: c.fit([np.array([[1.0], [np.nan]]), np.ones((3, 1))] * 2, ["a", "b"] * 2),
+     r"sequence 0: NaN or infinite value inside the sequence"),
+    (lambda c: c.fit([np.array([[np.inf], [1.0]]), np.ones((3, 1))] * 2, ["a", "b"] * 2),
+     r"sequence 0: NaN or infinite value inside the sequence"),
+    # a missing label became a class named 'nan' / 'None' (the CLI refuses an empty label cell)
+    (lambda c: c.fit([np.zeros((3, 1))] * 4, ["a", np.nan, "b", "a"]), r"label 1 is missing"),
+    (lambda c: c.fit(["good", "bad", "fine"], ["pos", None, "neg"]), r"label 1 is missing"),
+    (lambda c: c.fit([np.zeros((2, 1))] * 2, [["a", None], ["b", "a"]]), r"sequence 0: label 1 is missing"),
+])
+def test_bad_values_are_named_before_training(call, message):
+    with pytest.raises(LstmkitError, match=message):
+        call(SequenceClassifier(quick(per_step="sequence 0" in message and "label" in message)))

@@ -87,6 +87,23 @@ class Evaluation:
         return "\n".join(lines)
 
 
+def _missing(v) -> bool:
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):   # not a scalar: not a missing value
+        return False
+
+
+def _strings(labels, where: str = "") -> list:
+    """Labels as strings; a missing one (None, NaN) is an error, not a class called 'nan'."""
+    out = []
+    for i, v in enumerate(labels):
+        if _missing(v):
+            raise LstmkitError(f"{where}label {i} is missing ({v!r}); every sequence needs a label")
+        out.append(str(v))
+    return out
+
+
 def _flat(labels) -> list:
     """Per-step labels (N arrays) -> one flat list; per-sequence labels -> a list."""
     if len(labels) and isinstance(labels[0], np.ndarray):
@@ -198,8 +215,9 @@ class SequenceClassifier:
         if self.config.per_step:
             if len(y) != len(data):
                 raise LstmkitError(f"per-step labels: expected {len(data)} label sequences, got {len(y)}")
-            return [np.asarray([str(v) for v in seq], dtype=object) for seq in y]
-        y = np.asarray([str(v) for v in (y.tolist() if hasattr(y, "tolist") else y)], dtype=object)
+            return [np.asarray(_strings(seq, f"sequence {data.ids[i]!r}: "), dtype=object)
+                    for i, seq in enumerate(y)]
+        y = np.asarray(_strings(y.tolist() if hasattr(y, "tolist") else y), dtype=object)
         if y.shape != (len(data),):
             raise LstmkitError(f"labels: expected {len(data)} labels (one per sequence), got shape {y.shape}")
         return y
@@ -282,8 +300,9 @@ class SequenceClassifier:
             self.n_features = data.sequences[0].shape[1]
             self.vocab = None
             self._check_kind_features(data)
+        self._check_kind(data)   # before the scaler: NaN in a sequence is named as such
+        if not data.is_text:
             self.scaler = StandardScaler.fit(np.concatenate(data.sequences))
-        self._check_kind(data)
         self.example = data.sequences[0]
         self._train = data
         tr, va = self._split(data)
