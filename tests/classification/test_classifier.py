@@ -182,3 +182,17 @@ def test_errors(call, message):
 def test_bad_values_are_named_before_training(call, message):
     with pytest.raises(LstmkitError, match=message):
         call(SequenceClassifier(quick(per_step="sequence 0" in message and "label" in message)))
+
+
+def test_numeric_labels_are_in_numeric_order():
+    """Labels 1..10 (PickupGestureWiimoteZ, many UCR sets) were ordered '1', '10', '2', ...: the
+    probability columns, the confusion matrix and, worse, --class-weights ('one weight per class in
+    sorted label order') followed that order, so the weight meant for class 2 went to class 10."""
+    seqs = [np.full((3, 1), float(i % 3)) for i in range(9)]
+    labels = [["1", "2", "10"][i % 3] for i in range(9)]
+    clf = SequenceClassifier(quick(epochs=1, class_weights=[1.0, 2.0, 3.0])).fit(seqs, labels)
+    assert clf.classes == ["1", "2", "10"]
+    assert clf._class_weights(np.array(labels, dtype=object)).tolist() == [1.0, 2.0, 3.0]
+    # mixed labels keep the plain string order
+    clf = SequenceClassifier(quick(epochs=1)).fit(seqs, [["b", "10", "a2"][i % 3] for i in range(9)])
+    assert clf.classes == ["10", "a2", "b"]

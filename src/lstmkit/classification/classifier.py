@@ -104,6 +104,16 @@ def _strings(labels, where: str = "") -> list:
     return out
 
 
+def label_order(labels) -> list:
+    """The classes in order: numeric order when every label is a number ('1', '2', '10'), else
+    string order. --class-weights, the probability columns and the confusion matrix follow it."""
+    labels = sorted(labels)
+    try:
+        return sorted(labels, key=float)
+    except ValueError:
+        return labels
+
+
 def _flat(labels) -> list:
     """Per-step labels (N arrays) -> one flat list; per-sequence labels -> a list."""
     if len(labels) and isinstance(labels[0], np.ndarray):
@@ -288,7 +298,7 @@ class SequenceClassifier:
         cfg.per_step = data.per_step or cfg.per_step
         if data.per_step != cfg.per_step:
             raise LstmkitError("per_step=True needs one label per step (a list of label sequences)")
-        self.classes = sorted({str(v) for v in _flat(data.labels)})
+        self.classes = label_order({str(v) for v in _flat(data.labels)})
         if len(self.classes) < 2:
             raise LstmkitError(f"classification needs at least 2 classes, got {self.classes}")
         if data.is_text:

@@ -73,7 +73,7 @@ def add_parser(sub) -> None:
                    help=f"summary of the steps (default {d.pooling})")
     g.add_argument("--dropout", type=float, help=f"dropout (default {d.dropout})")
     g.add_argument("--class-weights", type=_weights, help="'balanced', 'none', or one weight per class "
-                   "in sorted label order, e.g. '1,3'")
+                   "in label order (numeric labels numerically), e.g. '1,3'")
     g = p.add_argument_group("training")
     g.add_argument("--val", type=float, help=f"share of TRAIN held out for early stopping (default {d.val})")
     g.add_argument("--epochs", type=int, help=f"most epochs per run (default {t.epochs})")
