@@ -44,6 +44,7 @@ from .model import LSTMClassifier
 FILES = ["config.json", "preprocess.json", "weights.safetensors"]
 TASK = "classifier"
 _CHUNK = 512   # sequences per forward pass at prediction time
+_ONEHOT_VALUES = 2 ** 25   # at most this many one-hot values (128 MB of float32) per forward pass
 
 
 @dataclass
@@ -343,9 +344,13 @@ class SequenceClassifier:
             raise LstmkitError("SequenceClassifier is not fitted: call fit() or SequenceClassifier.load()")
         self._check_kind(data)
         out = []
+        chunk = _CHUNK
+        if self.vocab is not None and self.config.input == "onehot":  # (chunk, L, vocabulary) floats
+            longest = max(len(self.vocab.encode(s)) for s in data.sequences)
+            chunk = max(1, min(_CHUNK, _ONEHOT_VALUES // (longest * len(self.vocab))))
         with torch.no_grad():
-            for s in range(0, len(data), _CHUNK):
-                x, lens = self._tensors(data.sequences[s:s + _CHUNK])
+            for s in range(0, len(data), chunk):
+                x, lens = self._tensors(data.sequences[s:s + chunk])
                 p = torch.stack([torch.softmax(m(x, lengths=lens)[0], dim=-1) for m in self.models]).mean(0)
                 p = p.double().numpy()
                 if self.config.per_step:
