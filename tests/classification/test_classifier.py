@@ -166,3 +166,50 @@ def test_stratified_split_keeps_each_class():
 def test_errors(call, message):
     with pytest.raises(LstmkitError, match=message):
         call(SequenceClassifier(quick()))
+
+
+@pytest.mark.parametrize("call, message", [
+    # NaN inside a training sequence was reported as "values too large to scale ... rescale the data"
+    (lambda c: c.fit([np.array([[1.0], [np.nan]]), np.ones((3, 1))] * 2, ["a", "b"] * 2),
+     r"sequence 0: NaN or infinite value inside the sequence"),
+    (lambda c: c.fit([np.array([[np.inf], [1.0]]), np.ones((3, 1))] * 2, ["a", "b"] * 2),
+     r"sequence 0: NaN or infinite value inside the sequence"),
+    # a missing label became a class named 'nan' / 'None' (the CLI refuses an empty label cell)
+    (lambda c: c.fit([np.zeros((3, 1))] * 4, ["a", np.nan, "b", "a"]), r"label 1 is missing"),
+    (lambda c: c.fit(["good", "bad", "fine"], ["pos", None, "neg"]), r"label 1 is missing"),
+    (lambda c: c.fit([np.zeros((2, 1))] * 2, [["a", None], ["b", "a"]]), r"sequence 0: label 1 is missing"),
+])
+def test_bad_values_are_named_before_training(call, message):
+    with pytest.raises(LstmkitError, match=message):
+        call(SequenceClassifier(quick(per_step="sequence 0" in message and "label" in message)))
+
+
+def test_numeric_labels_are_in_numeric_order():
+    """Labels 1..10 (PickupGestureWiimoteZ, many UCR sets) were ordered '1', '10', '2', ...: the
+    probability columns, the confusion matrix and, worse, --class-weights ('one weight per class in
+    sorted label order') followed that order, so the weight meant for class 2 went to class 10."""
+    seqs = [np.full((3, 1), float(i % 3)) for i in range(9)]
+    labels = [["1", "2", "10"][i % 3] for i in range(9)]
+    clf = SequenceClassifier(quick(epochs=1, class_weights=[1.0, 2.0, 3.0])).fit(seqs, labels)
+    assert clf.classes == ["1", "2", "10"]
+    assert clf._class_weights(np.array(labels, dtype=object)).tolist() == [1.0, 2.0, 3.0]
+    # mixed labels keep the plain string order
+    clf = SequenceClassifier(quick(epochs=1)).fit(seqs, [["b", "10", "a2"][i % 3] for i in range(9)])
+    assert clf.classes == ["10", "a2", "b"]
+
+
+def test_onehot_prediction_is_chunked_by_size(monkeypatch):
+    """With --input onehot each step is a vocabulary-wide vector: 512 texts of Rotten Tomatoes at once
+    (12,081 words, 63 tokens) took over 4 GB at prediction. The chunks now hold a bounded number of
+    one-hot values, and the predictions do not change."""
+    import lstmkit.classification.classifier as mod
+
+    texts = [" ".join(f"w{(i * 7 + j) % 40}" for j in range(3 + i % 5)) for i in range(24)]
+    labels = ["a" if i % 2 else "b" for i in range(24)]
+    clf = SequenceClassifier(quick(epochs=1, input="onehot")).fit(texts, labels)
+    whole = clf.predict_proba(texts)
+    seen = []
+    clf.models[0].lstm.register_forward_hook(lambda m, args, out: seen.append(args[0].numel()))
+    monkeypatch.setattr(mod, "_ONEHOT_VALUES", 600)
+    np.testing.assert_allclose(clf.predict_proba(texts), whole, rtol=1e-6, atol=1e-7)
+    assert len(seen) > 1 and max(seen) <= 600

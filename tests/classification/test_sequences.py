@@ -165,3 +165,16 @@ def test_pad_and_subset():
     s = SequenceSet([np.ones((1, 1)), np.zeros((2, 1))], np.array(["a", "b"], dtype=object))
     sub = s.subset([1])
     assert sub.ids == [1] and list(sub.labels) == ["b"] and sub.sequences[0].shape == (2, 1)
+
+
+def test_csv_long_form_a_numeric_column_with_one_bad_cell_is_not_dropped(tmp_path):
+    """The default inputs are the numeric columns: a column of numbers with one typo ('oops') became
+    a text column and was silently left out of the inputs (the model trained on the rest)."""
+    p = write(tmp_path, "l.csv", "seq,a,b,label\ns1,1.5,0,x\ns1,oops,0,x\ns2,2.5,1,y\n")
+    with pytest.raises(LstmkitError) as e:
+        read_sequence_csv(p, id_col="seq")
+    assert "l.csv:3: column 'a' holds numbers and the non-number 'oops'" in str(e.value)
+    assert "\n" not in str(e.value)
+    # a real text column (no numbers in it) is still left out, as documented
+    p = write(tmp_path, "m.csv", "seq,who,a,label\ns1,ann,1,x\ns1,bob,2,x\ns2,ann,3,y\n")
+    assert read_sequence_csv(p, id_col="seq").channels == ["a"]

@@ -100,3 +100,37 @@ def test_classify_bad_input_one_line_exit_2(tmp_path, capsys, content, args, mes
     assert main(["classify", str(path), "--out", str(tmp_path / "o"), *args]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err
+
+
+@pytest.mark.parametrize("name, content", [
+    ("metrics.json", '{"mine": 1}\n'),
+    ("predictions.csv", "my,table\n1,2\n"),
+    ("confusion.png", "not lstmkit's picture"),
+    ("model/notes.txt", "mine"),
+])
+def test_classify_out_keeps_files_it_did_not_write(tmp_path, capsys, monkeypatch, name, content):
+    """classify replaced a user's metrics.json / predictions.csv in --out without a word, and found a
+    foreign model/ folder only after training (having written the other outputs beside it). As the
+    README says, --out is checked before training and only lstmkit's own outputs are replaced."""
+    import lstmkit.classification.classifier as mod
+
+    train = ts_file(tmp_path / "Toy_TRAIN.ts", 16, 0)
+    out = tmp_path / "out"
+    (out / "model").mkdir(parents=True)
+    (out / name).write_text(content)
+    monkeypatch.setattr(mod.SequenceClassifier, "fit", lambda *a, **k: pytest.fail("trained"))
+    assert main(["classify", str(train), "--out", str(out), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --out ") and ("lstmkit did not write" in err or "not written by" in err)
+    assert (out / name).read_text() == content
+    assert sorted(p.name for p in out.iterdir()) == sorted({"model", name.split("/")[0]})
+
+
+def test_classify_out_replaces_its_own_outputs(tmp_path):
+    train = ts_file(tmp_path / "Toy_TRAIN.ts", 16, 0)
+    out = tmp_path / "out"
+    assert main(["classify", str(train), "--out", str(out), *FAST]) == 0
+    assert main(["classify", str(train), "--out", str(out), *FAST, "--per-step"]) == 2  # unrelated error
+    assert main(["classify", str(train), "--out", str(out), *FAST, "--seed", "1"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["confusion.png", "metrics.json", "model",
+                                                     "predictions.csv"]

@@ -328,3 +328,43 @@ def test_lstmkits_old_translation_table_is_harmless(tmp_path):
                           custom_translation_table=translation_table())
     sess = ort.InferenceSession(str(tmp_path / "d.onnx"), providers=["CPUExecutionProvider"])
     _compare_at_lengths(m, sess, with_lengths=False)
+
+
+@pytest.mark.parametrize("lengths", [False, True], ids=["plain", "lengths"])
+def test_torchscript_exporter_gru_zoneout_keeps_the_time_axis_dynamic(lengths, tmp_path):
+    """A GRU with zoneout (eval) under the TorchScript exporter: the reference loop was unrolled at
+    the traced length, so onnxruntime silently returned 7 steps for an 11-step input. Now the step
+    is an ONNX Loop over the dynamic time axis, as for the LSTM variants."""
+    import onnx
+
+    torch.manual_seed(0)
+    m = lstmkit.GRU(5, 6, zoneout=0.25, bidirectional=True).eval()
+
+    class Wrap(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x, n):
+            y, h = self.m(x, lengths=n if lengths else None)
+            return y, h
+
+    w = Wrap().eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(w, (torch.randn(7, 2, 5), torch.tensor([7, 3])), str(tmp_path / "g.onnx"),
+                          dynamo=False, input_names=["x", "n"],
+                          dynamic_axes={"x": {0: "T", 1: "N"}, "n": {0: "N"}})
+    assert "Loop" in {n.op_type for n in onnx.load(str(tmp_path / "g.onnx")).graph.node}
+    sess = ort.InferenceSession(str(tmp_path / "g.onnx"), providers=["CPUExecutionProvider"])
+    names = [i.name for i in sess.get_inputs()]
+    for T in LENGTHS:
+        for N in BATCHES:
+            x, n = torch.randn(T, N, 5), torch.randint(1, T + 1, (N,))
+            with torch.no_grad():
+                want = w(x, n)
+            feed = {"x": x.numpy(), "n": n.numpy()}
+            got = sess.run(None, {k: feed[k] for k in names})
+            for a, b in zip(want, got):
+                assert b.shape == tuple(a.shape)
+                np.testing.assert_allclose(b, a.numpy(), atol=1e-5)

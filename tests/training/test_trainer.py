@@ -162,3 +162,19 @@ def test_windows_with_a_tuple_x_keep_rows_together():
     result = train(Pick, data, None, TrainConfig(epochs=20, lr=0.05, batch_size=3, restarts=1,
                                                  progress=False))
     assert result.runs[0].history["train"][-1] < result.runs[0].history["train"][0]
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("lr", float("nan"), "learning rates must be > 0 and finite"),
+    ("lr", float("inf"), "learning rates must be > 0 and finite"),
+    ("head_lr", float("nan"), "learning rates must be > 0 and finite"),
+    ("weight_decay", float("inf"), "weight_decay must be >= 0 and finite"),
+    ("weight_decay", float("nan"), "weight_decay must be >= 0 and finite"),
+    ("clip_norm", float("nan"), "clip_norm"),
+    ("min_delta", float("nan"), "min_delta must be finite"),
+])
+def test_non_finite_numbers_are_refused_before_training(field, value, words):
+    """`lstmkit classify --lr nan` (or --weight-decay inf) trained and then said 'training diverged:
+    ... lower the learning rate'; a value that cannot work is refused up front, naming the field."""
+    with pytest.raises(LstmkitError, match=words):
+        TrainConfig(**{field: value}).check()

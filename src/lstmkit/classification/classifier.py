@@ -44,6 +44,7 @@ from .model import LSTMClassifier
 FILES = ["config.json", "preprocess.json", "weights.safetensors"]
 TASK = "classifier"
 _CHUNK = 512   # sequences per forward pass at prediction time
+_ONEHOT_VALUES = 2 ** 25   # at most this many one-hot values (128 MB of float32) per forward pass
 
 
 @dataclass
@@ -85,6 +86,33 @@ class Evaluation:
         for name, m in self.baselines.items():
             lines.append(f"{name:<22}{m['accuracy']:>10.4f}{m['balanced_accuracy']:>10.4f}")
         return "\n".join(lines)
+
+
+def _missing(v) -> bool:
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):   # not a scalar: not a missing value
+        return False
+
+
+def _strings(labels, where: str = "") -> list:
+    """Labels as strings; a missing one (None, NaN) is an error, not a class called 'nan'."""
+    out = []
+    for i, v in enumerate(labels):
+        if _missing(v):
+            raise LstmkitError(f"{where}label {i} is missing ({v!r}); every sequence needs a label")
+        out.append(str(v))
+    return out
+
+
+def label_order(labels) -> list:
+    """The classes in order: numeric order when every label is a number ('1', '2', '10'), else
+    string order. --class-weights, the probability columns and the confusion matrix follow it."""
+    labels = sorted(labels)
+    try:
+        return sorted(labels, key=float)
+    except ValueError:
+        return labels
 
 
 def _flat(labels) -> list:
@@ -198,8 +226,9 @@ class SequenceClassifier:
         if self.config.per_step:
             if len(y) != len(data):
                 raise LstmkitError(f"per-step labels: expected {len(data)} label sequences, got {len(y)}")
-            return [np.asarray([str(v) for v in seq], dtype=object) for seq in y]
-        y = np.asarray([str(v) for v in (y.tolist() if hasattr(y, "tolist") else y)], dtype=object)
+            return [np.asarray(_strings(seq, f"sequence {data.ids[i]!r}: "), dtype=object)
+                    for i, seq in enumerate(y)]
+        y = np.asarray(_strings(y.tolist() if hasattr(y, "tolist") else y), dtype=object)
         if y.shape != (len(data),):
             raise LstmkitError(f"labels: expected {len(data)} labels (one per sequence), got shape {y.shape}")
         return y
@@ -270,7 +299,7 @@ class SequenceClassifier:
         cfg.per_step = data.per_step or cfg.per_step
         if data.per_step != cfg.per_step:
             raise LstmkitError("per_step=True needs one label per step (a list of label sequences)")
-        self.classes = sorted({str(v) for v in _flat(data.labels)})
+        self.classes = label_order({str(v) for v in _flat(data.labels)})
         if len(self.classes) < 2:
             raise LstmkitError(f"classification needs at least 2 classes, got {self.classes}")
         if data.is_text:
@@ -282,8 +311,9 @@ class SequenceClassifier:
             self.n_features = data.sequences[0].shape[1]
             self.vocab = None
             self._check_kind_features(data)
+        self._check_kind(data)   # before the scaler: NaN in a sequence is named as such
+        if not data.is_text:
             self.scaler = StandardScaler.fit(np.concatenate(data.sequences))
-        self._check_kind(data)
         self.example = data.sequences[0]
         self._train = data
         tr, va = self._split(data)
@@ -314,9 +344,13 @@ class SequenceClassifier:
             raise LstmkitError("SequenceClassifier is not fitted: call fit() or SequenceClassifier.load()")
         self._check_kind(data)
         out = []
+        chunk = _CHUNK
+        if self.vocab is not None and self.config.input == "onehot":  # (chunk, L, vocabulary) floats
+            longest = max(len(self.vocab.encode(s)) for s in data.sequences)
+            chunk = max(1, min(_CHUNK, _ONEHOT_VALUES // (longest * len(self.vocab))))
         with torch.no_grad():
-            for s in range(0, len(data), _CHUNK):
-                x, lens = self._tensors(data.sequences[s:s + _CHUNK])
+            for s in range(0, len(data), chunk):
+                x, lens = self._tensors(data.sequences[s:s + chunk])
                 p = torch.stack([torch.softmax(m(x, lengths=lens)[0], dim=-1) for m in self.models]).mean(0)
                 p = p.double().numpy()
                 if self.config.per_step:

@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lstmkit.layers import LSTM
@@ -56,7 +55,9 @@ class LSTMClassifier(nn.Module):
             ids = torch.where(mask, x, torch.zeros_like(x))                     # (N, L)
             if self.input == "embedding":
                 return self.embed(ids)
-            return F.one_hot(ids, self.vocab_size).to(torch.float32) * mask[..., None]
+            # float one-hot written in place (no int64 (N, L, V) intermediate), zero at padded steps
+            out = torch.zeros(*ids.shape, self.vocab_size, dtype=torch.float32, device=ids.device)
+            return out.scatter_(-1, ids[..., None], mask[..., None].to(torch.float32))
         return torch.where(mask[..., None], x, torch.zeros((), dtype=x.dtype))  # (N, L, F)
 
     def forward(self, x: Tensor, state=None, lengths: Optional[Tensor] = None):

@@ -19,7 +19,7 @@ from lstmkit.plotting import plot_confusion
 from lstmkit.training import atomic
 from lstmkit.training.checkpoint import json_bytes
 
-from .forecast import set_threads
+from .forecast import check_output_folder, set_threads
 
 
 def _columns(text: str) -> list[str]:
@@ -73,7 +73,7 @@ def add_parser(sub) -> None:
                    help=f"summary of the steps (default {d.pooling})")
     g.add_argument("--dropout", type=float, help=f"dropout (default {d.dropout})")
     g.add_argument("--class-weights", type=_weights, help="'balanced', 'none', or one weight per class "
-                   "in sorted label order, e.g. '1,3'")
+                   "in label order (numeric labels numerically), e.g. '1,3'")
     g = p.add_argument_group("training")
     g.add_argument("--val", type=float, help=f"share of TRAIN held out for early stopping (default {d.val})")
     g.add_argument("--epochs", type=int, help=f"most epochs per run (default {t.epochs})")
@@ -112,6 +112,9 @@ def config_from_args(args: argparse.Namespace) -> ClassifyConfig:
     return cfg
 
 
+OUTPUTS = ("metrics.json", "predictions.csv", "confusion.png")   # besides model/
+
+
 def write_outputs(clf: SequenceClassifier, ev: Evaluation, out: Path, extra: dict) -> list[Path]:
     """metrics.json, predictions.csv, confusion.png and model/ in `out`; returns the paths written."""
     out.mkdir(parents=True, exist_ok=True)
@@ -133,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
     cfg.check()
     if not 0 < args.holdout < 1:
         raise LstmkitError(f"--holdout must be in (0, 1), got {args.holdout}")
+    check_output_folder(Path(args.out), OUTPUTS, "classify")   # before training: replace only ours
     clf = SequenceClassifier(cfg)
     data = clf.as_set(args.train_file, need_labels=True)
     if args.test:

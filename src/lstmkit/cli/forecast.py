@@ -113,15 +113,19 @@ def _is_ours(path: Path) -> bool:
             if path.stat().st_size > 64 << 20:
                 return False
             doc = json.loads(path.read_bytes())
-            return isinstance(doc, dict) and "config" in doc and "summary" in doc
+            return isinstance(doc, dict) and "config" in doc and ("summary" in doc or "accuracy" in doc)
+        if path.suffix == ".csv":  # lstmkit classify's predictions.csv
+            with open(path, "rb") as f:
+                head = f.read(1 << 10).split(b"\n", 1)[0]
+            return head.startswith((b"id,label,predicted", b"id,step,label,predicted"))
     except (OSError, ValueError, UnicodeDecodeError, RecursionError):
         return False
     return False
 
 
-def check_output_folder(out: Path) -> None:
+def check_output_folder(out: Path, outputs=OUTPUTS, command: str = "forecast") -> None:
     """Before any training: `out` must be a folder lstmkit may write (or create), with free space,
-    whose existing outputs (model/, figures, metrics.json) were written by lstmkit."""
+    whose existing outputs (model/ and `outputs`: figures, metrics.json...) were written by lstmkit."""
     if out.exists() and not out.is_dir():
         raise LstmkitError(f"--out {out} is a file; expected a folder (new, or written by lstmkit)")
     if out.is_dir():
@@ -131,10 +135,10 @@ def check_output_folder(out: Path) -> None:
         if model.is_dir() and any(model.iterdir()) and not is_bundle(model):
             raise LstmkitError(f"--out {out}: {model} holds files lstmkit did not write; choose another "
                                f"--out, or move them away")
-        for name in OUTPUTS:
+        for name in outputs:
             p = out / name
             if p.is_symlink() or (p.exists() and (not p.is_file() or not _is_ours(p))):
-                raise LstmkitError(f"--out {out}: {p} exists and was not written by lstmkit forecast; "
+                raise LstmkitError(f"--out {out}: {p} exists and was not written by lstmkit {command}; "
                                    f"choose another --out, or move it away")
     base = out
     while not base.exists():

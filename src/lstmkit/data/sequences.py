@@ -261,6 +261,8 @@ def read_sequence_csv(path: Union[str, Path], label_col: Optional[str] = "label"
         channels = []
     else:
         skip = {id_col, time_col, label_col}
+        if not features:
+            _refuse_mostly_numeric(frame, [c for c in frame.columns if c not in skip], path)
         cols = list(features) if features else [c for c in frame.columns if c not in skip
                                                 and pd.api.types.is_numeric_dtype(frame[c])]
         if not cols:
@@ -293,6 +295,22 @@ def read_sequence_csv(path: Union[str, Path], label_col: Optional[str] = "label"
                 labels.append(lab[0])
     lab_out = None if labels_all is None else (labels if per_step else np.array(labels, dtype=object))
     return SequenceSet(seqs, lab_out, ids, channels, name)
+
+
+def _refuse_mostly_numeric(frame: pd.DataFrame, cols: Sequence[str], path) -> None:
+    """The default inputs are the numeric columns; a column of numbers with a non-number cell (a
+    typo) would otherwise be left out silently: name the cell instead."""
+    for c in cols:
+        col = frame[c]
+        if pd.api.types.is_numeric_dtype(col):
+            continue
+        parsed = pd.to_numeric(col, errors="coerce")
+        bad = parsed.isna() & col.notna()
+        if parsed.notna().any() and bad.any():
+            row = col.index[int(np.flatnonzero(bad.to_numpy())[0])]
+            raise LstmkitError(f"{path}:{int(row) + 2}: column {c!r} holds numbers and the non-number "
+                               f"{str(col.loc[row])[:30]!r}; fix the cell, or name the input columns "
+                               f"with --features")
 
 
 def _numeric(frame: pd.DataFrame, cols: Sequence[str], path) -> np.ndarray:

@@ -297,7 +297,7 @@ def gru_direction(x: Tensor, h0: Tensor, p, lengths: Optional[Tensor] = None,
     an ONNX ``GRU`` node, or the reference step in an ONNX ``Scan`` (zoneout, recurrent dropout,
     gate trace). Under the TorchScript exporter the fused operator, which :func:`gru_forward_symbolic`
     translates to the same ``GRU`` node (dynamic time axis); without the fused library, or with
-    zoneout / recurrent dropout, the reference loop (unrolled at the traced length)."""
+    zoneout, the step in an ONNX ``Loop`` over the dynamic time axis (:func:`gru_direction_loop`)."""
     if not torch.jit.is_tracing():
         if zoneout_h is None and rec_mask is None and not want_trace:
             y, h_n = gru_node(x, h0, p, lengths)
@@ -312,7 +312,7 @@ def gru_direction(x: Tensor, h0: Tensor, p, lengths: Optional[Tensor] = None,
     if fused.available() and rec_mask is None and zoneout_h is None:
         register()
         return fused.gru_direction(x, h0, p, lengths, None, None, False)
-    return reference.gru_direction(x, h0, p, lengths, rec_mask, zoneout_h, want_trace)
+    return gru_direction_loop(x, h0, p, lengths, rec_mask, zoneout_h) + (None,)
 
 
 # ---- variants the ONNX LSTM operator cannot express: the step in an ONNX Loop ------------------------
@@ -408,3 +408,49 @@ def lstm_direction_loop(x, h0, c0, p, opts, lengths, rec_mask, zoneout_c, zoneou
               pick(p.weight_peephole), pick(p.weight_gr), pick(p.ln_ih), pick(p.ln_hh),
               pick(p.ln_c_weight), pick(p.ln_c_bias), pick(valid), pick(zoneout_c),
               pick(zoneout_h))
+
+
+# The GRU step in an ONNX Loop (TorchScript exporter: zoneout in eval, or no fused library). It used
+# to be the reference loop, unrolled at the traced length: onnxruntime then silently returned the
+# traced number of steps for any input.
+_GRU_LOOP = """
+def gru_loop(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor,
+             valid: Tensor, zone_h: Tensor):
+    H = h0.size(1)
+    h = h0
+    ys = h0.unsqueeze(0)[:0]
+    for t in range(x.size(0)):
+        gi = torch.matmul(x[t], w_ih.t()) + b_ih
+        gh = torch.matmul(h, w_hh.t()) + b_hh
+        r = torch.sigmoid(gi[:, :H] + gh[:, :H])
+        z = torch.sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])
+        n = torch.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
+        h_t = (1.0 - z) * n + z * h
+        h_t = zone_h[t] * h + (1.0 - zone_h[t]) * h_t
+        v = valid[t]
+        h_t = v * h_t + (1.0 - v) * h
+        ys = torch.cat([ys, (v * h_t).unsqueeze(0)], 0)
+        h = h_t
+    return ys, h
+"""
+
+
+def gru_direction_loop(x, h0, p, lengths, rec_mask, zoneout_h):
+    """gru_direction for the TorchScript ONNX exporter, through an ONNX Loop of the GRU step."""
+    if rec_mask is not None:
+        raise ValueError("lstmkit ONNX export: recurrent dropout is a training-time option; "
+                         "export the layer in eval mode")
+    if "gru" not in _loops:
+        _loops["gru"] = torch.jit.CompilationUnit(_GRU_LOOP).gru_loop
+    ones = torch.ones_like(x[:, :, :1])                                   # (T, N, 1), dynamic
+    if lengths is None:
+        valid = ones
+    else:
+        lengths = lengths.to(device="cpu", dtype=torch.int64)
+        T = x.shape[0]
+        valid = (torch.arange(T).unsqueeze(1) < lengths.unsqueeze(0)).to(x.dtype).unsqueeze(2)
+    zone = ones * 0.0 if zoneout_h is None else zoneout_h
+    G = p.weight_ih.shape[0]
+    b_ih = x.new_zeros(G) if p.bias_ih is None else p.bias_ih
+    b_hh = x.new_zeros(G) if p.bias_hh is None else p.bias_hh
+    return _loops["gru"](x, h0, p.weight_ih, p.weight_hh, b_ih, b_hh, valid, zone)

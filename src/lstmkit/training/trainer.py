@@ -70,12 +70,16 @@ class TrainConfig:
             raise LstmkitError(f"epochs and restarts must be >= 1, got {self.epochs} and {self.restarts}")
         if self.combine not in ("best", "mean"):
             raise LstmkitError(f"combine must be 'best' or 'mean', got {self.combine!r}")
-        if self.lr <= 0 or (self.head_lr is not None and self.head_lr <= 0):
-            raise LstmkitError(f"learning rates must be > 0, got lr={self.lr}, head_lr={self.head_lr}")
-        if not self.weight_decay >= 0:
-            raise LstmkitError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if min(self.batch_size, self.tbptt, self.patience) < 0 or self.clip_norm < 0:
+        ok = lambda v: math.isfinite(v) and v > 0  # noqa: E731  (NaN and inf fail here, not after training)
+        if not ok(self.lr) or (self.head_lr is not None and not ok(self.head_lr)):
+            raise LstmkitError(f"learning rates must be > 0 and finite, got lr={self.lr}, "
+                               f"head_lr={self.head_lr}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise LstmkitError(f"weight_decay must be >= 0 and finite, got {self.weight_decay}")
+        if min(self.batch_size, self.tbptt, self.patience) < 0 or not self.clip_norm >= 0:
             raise LstmkitError("batch_size, tbptt, patience and clip_norm must be >= 0")
+        if not math.isfinite(self.min_delta):
+            raise LstmkitError(f"min_delta must be finite, got {self.min_delta}")
 
 
 @dataclass
