@@ -213,3 +213,19 @@ def test_onehot_prediction_is_chunked_by_size(monkeypatch):
     monkeypatch.setattr(mod, "_ONEHOT_VALUES", 600)
     np.testing.assert_allclose(clf.predict_proba(texts), whole, rtol=1e-6, atol=1e-7)
     assert len(seen) > 1 and max(seen) <= 600
+
+
+def test_integer_labels_come_back_as_integers(tmp_path):
+    """fit(X, y) with integer labels: predict() returns int64 labels (as scikit-learn does), so that
+    `(clf.predict(X) == y).mean()` is the accuracy; saved and loaded models keep it."""
+    seqs, labels = waves(n=24)
+    y = np.array([10 if v == "fast" else 2 for v in labels])          # numeric order: 2 before 10
+    clf = SequenceClassifier(quick(epochs=15)).fit(seqs, y)
+    assert clf.classes == ["2", "10"]
+    pred = clf.predict(seqs)
+    assert pred.dtype == np.int64 and set(pred) <= {2, 10}
+    assert (pred == y).mean() == clf.evaluate(seqs, y, baselines=False).metrics["accuracy"]
+    clf.save(tmp_path / "m")
+    back = SequenceClassifier.load(tmp_path / "m")
+    np.testing.assert_array_equal(back.predict(seqs), pred)
+    assert SequenceClassifier(quick(epochs=1)).fit(seqs, labels).predict(seqs[:2]).dtype == object

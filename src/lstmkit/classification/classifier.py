@@ -115,6 +115,16 @@ def label_order(labels) -> list:
         return labels
 
 
+def _all_integers(y) -> bool:
+    """Whether the labels given to fit (per sequence, or per step as N sequences) are all integers."""
+    if y is None:
+        return False
+    items = []
+    for v in (y.tolist() if hasattr(y, "tolist") else list(y)):
+        items.extend(np.asarray(v).tolist() if isinstance(v, (list, tuple, np.ndarray)) else [v])
+    return bool(items) and all(isinstance(v, int) and not isinstance(v, bool) for v in items)
+
+
 def _flat(labels) -> list:
     """Per-step labels (N arrays) -> one flat list; per-sequence labels -> a list."""
     if len(labels) and isinstance(labels[0], np.ndarray):
@@ -147,6 +157,7 @@ class SequenceClassifier:
         self.models: list[LSTMClassifier] = []
         self.result: Optional[TrainResult] = None
         self.classes: list[str] = []
+        self.label_type = "str"            # "int" when every training label was an integer: predict() gives ints
         self.scaler: Optional[StandardScaler] = None
         self.vocab: Optional[Vocabulary] = None
         self.n_features = 0
@@ -300,6 +311,7 @@ class SequenceClassifier:
         if data.per_step != cfg.per_step:
             raise LstmkitError("per_step=True needs one label per step (a list of label sequences)")
         self.classes = label_order({str(v) for v in _flat(data.labels)})
+        self.label_type = "int" if _all_integers(y) else "str"
         if len(self.classes) < 2:
             raise LstmkitError(f"classification needs at least 2 classes, got {self.classes}")
         if data.is_text:
@@ -371,8 +383,14 @@ class SequenceClassifier:
         return classes[np.argmax(np.stack(proba), axis=-1)]
 
     def predict(self, X, lengths=None):
-        """Labels: (N,) array, or N arrays (L_i,) per step."""
-        return self._decide(self._proba(self.as_set(X, lengths=lengths)))
+        """Labels: (N,) array, or N arrays (L_i,) per step; int64 when the training labels were all
+        integers (as scikit-learn returns the labels it was given), else strings."""
+        out = self._decide(self._proba(self.as_set(X, lengths=lengths)))
+        if self.label_type != "int":
+            return out
+        if self.config.per_step:
+            return [p.astype(np.int64) for p in out]
+        return out.astype(np.int64)
 
     def evaluate(self, X, y=None, lengths=None, baselines: bool = True) -> Evaluation:
         """Score on labelled sequences: the LSTM's metrics, and the baselines' when the training data
@@ -463,6 +481,7 @@ class SequenceClassifier:
             raise LstmkitError("SequenceClassifier.save: nothing to save, fit() first")
         example = self.example.tolist() if isinstance(self.example, np.ndarray) else self.example
         meta = {"task": TASK, "config": self.config.to_dict(), "classes": self.classes,
+                "label_type": self.label_type,
                 "members": len(self.models), "n_features": self.n_features, "example": example,
                 "losses": [r.history for r in self.result.runs] if self.result else []}
         pre = {"scaler": self.scaler.to_dict() if self.scaler else None,
@@ -482,6 +501,7 @@ class SequenceClassifier:
                 raise LstmkitError(f"model folder {path} holds a {meta.get('task')!r} model, not a classifier")
             self = cls(ClassifyConfig.from_dict(meta["config"]))
             self.classes = [str(c) for c in meta["classes"]]
+            self.label_type = "int" if meta.get("label_type") == "int" else "str"
             self.n_features = int(meta["n_features"])
             self.scaler = StandardScaler.from_dict(pre["scaler"]) if pre["scaler"] else None
             self.vocab = Vocabulary.from_dict(pre["vocabulary"]) if pre["vocabulary"] else None
