@@ -118,3 +118,31 @@ def test_an_isa_this_cpu_lacks_still_compiles(tmp_path):
                           "ok": json.loads((lib.parent / "BUILD_OK").read_text())["isa"]}}))
     """)
     assert res["ok"] == missing[0] and res["size"] > 0
+
+
+THREADS_CHECK = """
+    import json, os, torch, lstmkit
+    from lstmkit.kernels import fused
+    from lstmkit.kernels.dispatch import use_backend
+    fused.load()
+    torch.set_num_threads({threads})
+    tasks = lambda: len(os.listdir("/proc/self/task"))
+    m, x = lstmkit.LSTM(8, 16), torch.randn(5, 4, 8)
+    before = tasks()
+    with torch.no_grad(), use_backend("fused"):
+        y = m(x)[0]
+    print(json.dumps({{"before": before, "after": tasks()}}))
+"""
+
+
+@needs_fused
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads through /proc (Linux)")
+def test_the_kernels_run_on_torch_threads():
+    """With torch.set_num_threads(2) a fused call runs its rows on two threads: the caller and torch's
+    inter-op pool, which starts on the first such call (at::parallel_for without -fopenmp in this
+    build would have run everything on the caller: the kernels were silently single-threaded). With
+    one thread no pool thread is started."""
+    one = run_python(THREADS_CHECK.format(threads=1))
+    two = run_python(THREADS_CHECK.format(threads=2))
+    assert one["after"] == one["before"]
+    assert two["after"] > two["before"]

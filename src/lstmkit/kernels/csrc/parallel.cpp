@@ -1,7 +1,14 @@
-// Threads of the fused kernels: torch's intra-op pool through at::parallel_for, so the library needs
-// no OpenMP of its own (no -fopenmp: Apple's clang has none), follows torch.set_num_threads and
-// shares one pool with torch. The only file of the core besides binding.cpp that includes ATen.
+// Threads of the fused kernels: as many as torch's intra-op setting (torch.set_num_threads), run on
+// torch's own inter-op thread pool (at::launch), so the library needs no OpenMP of its own (no
+// -fopenmp: Apple's clang has none) and starts no threads of its own. The only file of the core
+// besides binding.cpp that includes ATen.
 #include <ATen/Parallel.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <exception>
+#include <memory>
+#include <mutex>
 
 #include "blas.h"
 #include "rows.h"
@@ -10,19 +17,66 @@ namespace lstmkit {
 
 namespace {
 int (*g_threads)() = nullptr;
+thread_local bool g_in_region = false;  // this thread is running one of parallel_run's tasks
+
+// One parallel_run: tasks are claimed from `next`, so only running threads ever hold a task, and the
+// caller waits only for tasks that were claimed. Kept alive by shared_ptr: a pool thread that
+// starts after everything is done finds nothing to claim and touches no caller state.
+struct Run {
+  int nth = 0;
+  void (*fn)(void*, int) = nullptr;
+  void* ctx = nullptr;
+  std::atomic<int> next{0}, done{0};
+  std::atomic_flag failed = ATOMIC_FLAG_INIT;
+  std::exception_ptr error;
+  std::mutex m;
+  std::condition_variable cv;
+};
+
+void work(const std::shared_ptr<Run>& r) {
+  const bool was = g_in_region;
+  g_in_region = true;
+  for (int tid; (tid = r->next.fetch_add(1)) < r->nth;) {
+    try {
+      r->fn(r->ctx, tid);
+    } catch (...) {
+      if (!r->failed.test_and_set()) r->error = std::current_exception();
+    }
+    if (r->done.fetch_add(1) + 1 == r->nth) {
+      std::lock_guard<std::mutex> lock(r->m);
+      r->cv.notify_all();
+    }
+  }
+  g_in_region = was;
 }
+}  // namespace
 
 int num_threads() { return std::max(1, g_threads ? g_threads() : at::get_num_threads()); }
 void set_num_threads_getter(int (*getter)()) { g_threads = getter; }
 
-bool in_parallel_region() { return at::in_parallel_region(); }
+bool in_parallel_region() { return g_in_region || at::in_parallel_region(); }
 
 void parallel_run(int nth, void (*fn)(void*, int), void* ctx) {
-  // grain 1 over nth items: torch hands each of (at most) nth threads one contiguous range; inside
-  // another parallel region it runs inline on the calling thread
-  at::parallel_for(0, nth, 1, [&](int64_t b, int64_t e) {
-    for (int64_t tid = b; tid < e; ++tid) fn(ctx, int(tid));
-  });
+  // at::parallel_for is not used: with torch's OpenMP backend it is an inline template whose
+  // `#pragma omp parallel` needs -fopenmp in THIS build, and without it runs every task on the calling
+  // thread (the kernels were silently single-threaded). Instead the calling thread and nth - 1 tasks
+  // on torch's inter-op pool (at::launch, no OpenMP needed) claim the nth tasks. Nested calls (a
+  // kernel inside one of these tasks or inside a torch parallel region) run inline.
+  if (nth <= 1 || in_parallel_region()) {
+    for (int tid = 0; tid < nth; ++tid) fn(ctx, tid);
+    return;
+  }
+  auto r = std::make_shared<Run>();
+  r->nth = nth;
+  r->fn = fn;
+  r->ctx = ctx;
+  for (int i = 1; i < nth; ++i) at::launch([r] { work(r); });
+  work(r);
+  {
+    std::unique_lock<std::mutex> lock(r->m);
+    r->cv.wait(lock, [&] { return r->done.load() == r->nth; });
+  }
+  if (r->error) std::rethrow_exception(r->error);
 }
 
 }  // namespace lstmkit

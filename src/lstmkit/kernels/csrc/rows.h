@@ -28,7 +28,7 @@ inline Block block_of(int tid, int nth, int64_t N) {
   return {r0, r0 + base + (tid < rem ? 1 : 0)};
 }
 
-// fn(ctx, tid) for tid in [0, nth) on torch's intra-op threads (parallel.cpp: at::parallel_for).
+// fn(ctx, tid) for tid in [0, nth): the calling thread and torch's inter-op pool (parallel.cpp).
 void parallel_run(int nth, void (*fn)(void*, int), void* ctx);
 
 // body(tid, block) on nth threads (inline when nth == 1).
