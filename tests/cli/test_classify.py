@@ -134,3 +134,23 @@ def test_classify_out_replaces_its_own_outputs(tmp_path):
     assert main(["classify", str(train), "--out", str(out), *FAST, "--seed", "1"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["confusion.png", "metrics.json", "model",
                                                      "predictions.csv"]
+
+
+def test_predict_with_a_saved_classifier(tmp_path, capsys):
+    """`lstmkit predict --model DIR FILE` labels sequences with a classifier trained by `lstmkit
+    classify`: the same labels and probabilities as classify's predictions.csv (FILE's own labels are
+    not used); refused cleanly without a FILE or with --horizon."""
+    train, test = ts_file(tmp_path / "Toy_TRAIN.ts", 16, 0), ts_file(tmp_path / "Toy_TEST.ts", 8, 1)
+    out = tmp_path / "out"
+    assert main(["classify", str(train), "--test", str(test), "--out", str(out), *FAST]) == 0
+    capsys.readouterr()
+    assert main(["predict", "--model", str(out / "model"), str(test), "-o", str(tmp_path / "p.csv")]) == 0
+    got = pd.read_csv(tmp_path / "p.csv")
+    want = pd.read_csv(out / "predictions.csv")
+    assert list(got.columns) == ["id", "predicted", "p_down", "p_up"]
+    assert list(got["predicted"]) == list(want["predicted"])
+    np.testing.assert_allclose(got[["p_down", "p_up"]], want[["p_down", "p_up"]], atol=1e-6)
+    assert main(["predict", "--model", str(out / "model")]) == 2
+    assert "is a classifier: give the sequences to label" in capsys.readouterr().err
+    assert main(["predict", "--model", str(out / "model"), str(test), "--horizon", "3"]) == 2
+    assert "--horizon is for forecasters" in capsys.readouterr().err

@@ -80,7 +80,7 @@ def test_holdout_0_trains_on_everything_and_saves_for_deployment(tmp_path, csv, 
     user = tmp_path / "mine.csv"
     user.write_text("a,b\n1,2\n")
     assert main(["predict", "--model", str(out / "model"), "-o", str(user)]) == 2
-    one_line_error(capsys, f"error: --output {user} exists and is not a forecast written by lstmkit")
+    one_line_error(capsys, f"error: --output {user} exists and is not a table written by lstmkit")
     assert user.read_text() == "a,b\n1,2\n"
 
 

@@ -1,5 +1,9 @@
-"""`lstmkit predict --model DIR [CSV]`: forecast beyond the end of the data with a saved model, as CSV
-on stdout or in a file. Without a CSV it forecasts beyond the data the model was trained on."""
+"""`lstmkit predict --model DIR [FILE]`: use a saved model, writing CSV to stdout or a file.
+
+A forecaster (`lstmkit forecast`) forecasts beyond the end of FILE (a CSV; without one, beyond the data
+it was trained on). A classifier (`lstmkit classify`) labels the sequences of FILE (.ts, or CSV in the
+training file's layout, where the label column may be absent; labels present are not used): one row
+per sequence (id, predicted, p_<class>...), or per step for a per-step model."""
 from __future__ import annotations
 
 import argparse
@@ -14,11 +18,13 @@ from lstmkit.training import atomic
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("predict", help="forecast beyond the data with a saved model",
+    p = sub.add_parser("predict", help="forecast or classify with a saved model",
                        description=__doc__)
     p.add_argument("csv", nargs="?", help="CSV with the same columns as the training data "
-                   "(default: the data saved with the model); for a global model a long CSV or .tsf")
-    p.add_argument("--model", required=True, help="model folder written by 'lstmkit forecast' (…/model)")
+                   "(default: the data saved with the model); for a global model a long CSV or .tsf; "
+                   "for a classifier the sequences to label (.ts or CSV)")
+    p.add_argument("--model", required=True, help="model folder written by 'lstmkit forecast' or "
+                   "'lstmkit classify' (…/model)")
     p.add_argument("--horizon", type=int, help="steps to forecast (default: the model's horizon; "
                    "longer forecasts feed predictions back)")
     p.add_argument("--output", "-o", help="CSV file to write (default: stdout)")
@@ -36,8 +42,44 @@ def _check_output(path: Path, header: str) -> None:
         except (OSError, UnicodeDecodeError):
             first = None
         if first != header:
-            raise LstmkitError(f"--output {path} exists and is not a forecast written by lstmkit predict; "
+            raise LstmkitError(f"--output {path} exists and is not a table written by lstmkit predict; "
                                f"choose another file name, or remove it")
+
+
+def _classify(args: argparse.Namespace):
+    """The predictions of a saved classifier for the sequences of args.csv, as a table."""
+    import numpy as np
+    import pandas as pd
+
+    from lstmkit.classification import SequenceClassifier
+
+    if not args.csv:
+        raise LstmkitError(f"{args.model} is a classifier: give the sequences to label, "
+                           f"lstmkit predict --model {args.model} FILE (.ts or .csv)")
+    if args.horizon is not None:
+        raise LstmkitError("--horizon is for forecasters; this model is a classifier")
+    clf = SequenceClassifier.load(args.model)
+    data = clf.as_set(args.csv)
+    proba = clf.predict_proba(data)
+    pred = clf.predict(data)
+    if clf.config.per_step:
+        table = pd.DataFrame({"id": [i for i, p in zip(data.ids, pred) for _ in p],
+                              "step": [s for p in pred for s in range(len(p))],
+                              "predicted": [v for p in pred for v in p]})
+        proba = np.concatenate(proba)
+    else:
+        table = pd.DataFrame({"id": list(data.ids), "predicted": list(pred)})
+    for j, c in enumerate(clf.classes):
+        table[f"p_{c}"] = proba[:, j]
+    return table, "rows"
+
+
+def _is_classifier(folder) -> bool:
+    from lstmkit.inspection import task_of
+    try:
+        return task_of(folder) == "classifier"
+    except LstmkitError:                         # Forecaster.load says what is wrong with the folder
+        return False
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,14 +87,17 @@ def run(args: argparse.Namespace) -> int:
     if is_global_folder(args.model):
         from .panel import predict
         return predict(args)                     # a global model: every series it was trained on
-    fc = Forecaster.load(args.model)
-    data = read_csv(args.csv) if args.csv else None
-    table = fc.predict(args.horizon, data=data)
+    if _is_classifier(args.model):
+        table, unit = _classify(args)
+    else:
+        fc = Forecaster.load(args.model)
+        data = read_csv(args.csv) if args.csv else None
+        table, unit = fc.predict(args.horizon, data=data), "steps"
     text = table.to_csv(index=False, float_format="%.6g")
     if args.output:
         _check_output(Path(args.output), text.split("\n", 1)[0])
         atomic.write_text(args.output, text)
-        print(f"wrote {len(table)} steps to {args.output}", file=sys.stderr)
+        print(f"wrote {len(table)} {unit} to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0
