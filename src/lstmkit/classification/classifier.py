@@ -337,12 +337,7 @@ class SequenceClassifier:
 
         self.result = train(self._build, windows(tr), windows(va) if len(va) else None, cfg.train,
                             loss_fn=cross_entropy(weight), desc="training LSTM classifier")
-        self.models = []
-        for state in self.result.members:
-            model = self._build()
-            model.load_state_dict(state)
-            model.eval()
-            self.models.append(model)
+        self.models = self.result.models(self._build)
         return self
 
     def _check_kind_features(self, data: SequenceSet) -> None:

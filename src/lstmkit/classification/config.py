@@ -2,11 +2,11 @@
 onto it and a saved model stores it (resolved: no "auto" left) in config.json."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Optional, Union
 
 from lstmkit.errors import LstmkitError
-from lstmkit.training import TrainConfig
+from lstmkit.training import TrainConfig, config_from_dict
 
 POOLING = ("last", "mean", "attention")
 INPUTS = ("embedding", "onehot")
@@ -56,16 +56,7 @@ class ClassifyConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ClassifyConfig":
-        try:
-            extra = set(d) - {f.name for f in fields(cls)}
-            if extra:
-                raise LstmkitError(f"config: unknown fields {sorted(extra)}")
-            d = dict(d)
-            if "train" in d:
-                d["train"] = TrainConfig(**d["train"])
-            return cls(**d)
-        except TypeError as e:
-            raise LstmkitError(f"config: {e}") from None
+        return config_from_dict(cls, d)
 
     def check(self) -> None:
         """Fail early on values that cannot work, naming the field."""

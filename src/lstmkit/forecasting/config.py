@@ -3,11 +3,11 @@ and a saved model stores it (resolved: no "auto" left) as config.json."""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 from lstmkit.errors import LstmkitError
-from lstmkit.training import TrainConfig
+from lstmkit.training import TrainConfig, config_from_dict
 
 
 # Upper bounds on sizes: far above any sensible model, low enough that a mistyped flag or a tampered
@@ -126,20 +126,7 @@ class ForecastConfig:
         if not isinstance(d, dict) or ("train" in d and not isinstance(d["train"], dict)):
             raise LstmkitError(f"config: expected a JSON object of ForecastConfig fields, got "
                                f"{type(d).__name__}")
-        try:
-            known = {f.name for f in fields(cls)}
-            extra = set(d) - known
-            if extra:
-                raise LstmkitError(f"config: unknown fields {sorted(extra)}")
-            d = dict(d)
-            if "train" in d:
-                d["train"] = TrainConfig(**d["train"])
-            if isinstance(d.get("layer_options"), dict):     # JSON turns a zoneout pair into a list
-                d["layer_options"] = {k: tuple(v) if isinstance(v, list) else v
-                                      for k, v in d["layer_options"].items()}
-            return cls(**d)
-        except TypeError as e:
-            raise LstmkitError(f"config: {e}") from None
+        return config_from_dict(cls, d)
 
     def check(self) -> None:
         """Fail early on values that cannot work, naming the field: types, ranges and sizes (a config

@@ -171,12 +171,7 @@ class Forecaster:
             val_data = (self._windows(x, t, split.origins("val", cfg.lookback, cfg.horizon))
                         if cfg.val > 0 else None)
         self.result = train(self._build, train_data, val_data, cfg.train, desc="training LSTM")
-        self.models = []
-        for state in self.result.members:
-            model = self._build()
-            model.load_state_dict(state)
-            model.eval()
-            self.models.append(model)
+        self.models = self.result.models(self._build)
         self._fit_sigma(y, c, split)
         if not np.isfinite(self._fitted.sigma).all():
             raise LstmkitError("the trained model's forecasts are not finite (NaN or overflow); the "

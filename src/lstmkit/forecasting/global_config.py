@@ -2,11 +2,11 @@
 long-format CSV or a .tsf file maps its flags onto it, and a saved global model stores it resolved."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 from lstmkit.errors import LstmkitError
-from lstmkit.training import TrainConfig
+from lstmkit.training import TrainConfig, config_from_dict
 
 
 def global_training() -> TrainConfig:
@@ -67,19 +67,7 @@ class GlobalConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "GlobalConfig":
-        try:
-            extra = set(d) - {f.name for f in fields(cls)}
-            if extra:
-                raise LstmkitError(f"config: unknown fields {sorted(extra)}")
-            d = dict(d)
-            if "train" in d:
-                d["train"] = TrainConfig(**d["train"])
-            if isinstance(d.get("layer_options"), dict):
-                d["layer_options"] = {k: tuple(v) if isinstance(v, list) else v
-                                      for k, v in d["layer_options"].items()}
-            return cls(**d)
-        except TypeError as e:
-            raise LstmkitError(f"config: {e}") from None
+        return config_from_dict(cls, d)
 
     @property
     def levels(self) -> list[float]:

@@ -246,12 +246,7 @@ class GlobalForecaster:
             loss = masked_l1 if cfg.loss == "mae" else masked_l2
         self.result = train(self._build, train_data, val_data, cfg.train, loss_fn=loss,
                             desc="training global LSTM")
-        self.models = []
-        for state in self.result.members:
-            m = self._build()
-            m.load_state_dict(state)
-            m.eval()
-            self.models.append(m)
+        self.models = self.result.models(self._build)
 
     # ---------------------------------------------------------------- forecasting
     def _raw(self, values, covs, series) -> np.ndarray:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Callable, Optional, Union
 
 import torch
@@ -80,6 +80,26 @@ class TrainConfig:
             raise LstmkitError("batch_size, tbptt, patience and clip_norm must be >= 0")
         if not math.isfinite(self.min_delta):
             raise LstmkitError(f"min_delta must be finite, got {self.min_delta}")
+
+
+def config_from_dict(cls, d: dict):
+    """A task's config dataclass (ForecastConfig, GlobalConfig, ClassifyConfig) from its to_dict()
+    form as saved in config.json: unknown fields are refused, "train" becomes a TrainConfig, and
+    "layer_options" pairs (zoneout) come back as tuples (JSON turns them into lists). Raises
+    LstmkitError naming the problem."""
+    try:
+        extra = set(d) - {f.name for f in fields(cls)}
+        if extra:
+            raise LstmkitError(f"config: unknown fields {sorted(extra)}")
+        d = dict(d)
+        if "train" in d:
+            d["train"] = TrainConfig(**d["train"])
+        if isinstance(d.get("layer_options"), dict):
+            d["layer_options"] = {k: tuple(v) if isinstance(v, list) else v
+                                  for k, v in d["layer_options"].items()}
+        return cls(**d)
+    except TypeError as e:
+        raise LstmkitError(f"config: {e}") from None
 
 
 @dataclass
@@ -128,6 +148,15 @@ class TrainResult:
     @property
     def members(self) -> list[dict[str, Tensor]]:
         return [self.runs[i].state for i in self.kept]
+
+    def models(self, build: Callable[[], nn.Module]) -> list[nn.Module]:
+        """The kept runs as models: each built by `build()`, given its weights, in eval mode."""
+        out = []
+        for state in self.members:
+            model = build()
+            model.load_state_dict(state)
+            out.append(model.eval())
+        return out
 
 
 def param_groups(model: nn.Module, lr: float, head_lr: Optional[float], head: str) -> list[dict]:
