@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from lstmkit.errors import LstmkitError
+from lstmkit.data.text import read_text
 from lstmkit.generation import CharLanguageModel, LanguageModelConfig, pydoc_topics
 from lstmkit.plotting import plot_loss
 from lstmkit.training import atomic
@@ -69,17 +70,6 @@ def config_from_args(args: argparse.Namespace) -> LanguageModelConfig:
     return cfg
 
 
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_text("utf-8")
-    except FileNotFoundError:
-        raise LstmkitError(f"text file not found: {path}") from None
-    except UnicodeDecodeError as e:
-        raise LstmkitError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
-    except OSError as e:
-        raise LstmkitError(f"cannot read {path}: {e.strerror}") from None
-
-
 def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     if args.model:
@@ -87,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         print(args.prompt + lm.generate(args.prompt, args.length, args.temperature, args.top_k, args.seed))
         return 0
     start = time.perf_counter()
-    text, name = (_read(args.text), Path(args.text).name) if args.text else (pydoc_topics(), "pydoc_data.topics")
+    text, name = (read_text(args.text), Path(args.text).name) if args.text else (pydoc_topics(), "pydoc_data.topics")
     if args.max_chars is not None:
         if args.max_chars < 100:
             raise LstmkitError(f"--max-chars must be >= 100, got {args.max_chars}")

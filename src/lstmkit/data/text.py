@@ -9,12 +9,26 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from lstmkit.errors import LstmkitError
 
 PAD, UNK = "<pad>", "<unk>"
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)   # words, and each punctuation mark on its own
+
+
+def read_text(path, what: str = "text file") -> str:
+    """The UTF-8 text of a file; a missing, undecodable or unreadable file is a one-line LstmkitError
+    ("{what} not found: PATH", "PATH is not UTF-8 text (...)", "cannot read PATH: ...")."""
+    try:
+        return Path(path).read_text("utf-8")
+    except FileNotFoundError:
+        raise LstmkitError(f"{what} not found: {path}") from None
+    except UnicodeDecodeError as e:
+        raise LstmkitError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise LstmkitError(f"cannot read {path}: {e.strerror}") from None
 
 
 def tokenize(text: str, level: str = "word", lowercase: bool = True) -> list[str]:

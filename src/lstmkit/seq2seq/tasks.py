@@ -62,16 +62,9 @@ def read_pairs(path) -> list[tuple[str, str]]:
     """A UTF-8 file of `source<TAB>target` lines; blank lines are skipped. Columns after the second
     (such as the attribution column of the Tatoeba / manythings.org pair files that Keras' seq2seq
     example reads) are ignored, as that example does."""
-    from pathlib import Path
+    from lstmkit.data.text import read_text
 
-    try:
-        text = Path(path).read_text("utf-8")
-    except FileNotFoundError:
-        raise LstmkitError(f"pairs file not found: {path}") from None
-    except UnicodeDecodeError as e:
-        raise LstmkitError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
-    except OSError as e:
-        raise LstmkitError(f"cannot read {path}: {e.strerror}") from None
+    text = read_text(path, "pairs file")
     pairs = []
     for no, line in enumerate(text.splitlines(), 1):
         if not line.strip():
