@@ -154,3 +154,21 @@ def test_predict_with_a_saved_classifier(tmp_path, capsys):
     assert "is a classifier: give the sequences to label" in capsys.readouterr().err
     assert main(["predict", "--model", str(out / "model"), str(test), "--horizon", "3"]) == 2
     assert "--horizon is for forecasters" in capsys.readouterr().err
+
+
+def test_predict_reads_an_unlabelled_ts_file(tmp_path, capsys):
+    """New sequences in .ts form carry no labels (`@classLabel false`): predict labels them as it
+    labels the same cases with labels."""
+    train, test = ts_file(tmp_path / "Toy_TRAIN.ts", 16, 0), ts_file(tmp_path / "Toy_TEST.ts", 8, 1)
+    out = tmp_path / "out"
+    assert main(["classify", str(train), "--test", str(test), "--out", str(out), *FAST]) == 0
+    lines = test.read_text().splitlines()
+    new = [("@classLabel false" if l.startswith("@classLabel") else
+            l.rsplit(":", 1)[0] if l and not l.startswith("@") else l) for l in lines]
+    (tmp_path / "new.ts").write_text("\n".join(new) + "\n")
+    for f, name in ((test, "a.csv"), (tmp_path / "new.ts", "b.csv")):
+        assert main(["predict", "--model", str(out / "model"), str(f), "-o", str(tmp_path / name)]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv"))
+    capsys.readouterr()
+    assert main(["classify", str(tmp_path / "new.ts"), "--out", str(tmp_path / "o2"), *FAST]) == 2
+    assert "labels are needed" in capsys.readouterr().err

@@ -70,7 +70,7 @@ _BOOL = {"true": True, "false": False}
 
 def read_ts(path: Union[str, Path]) -> SequenceSet:
     """Read a UEA/UCR `.ts` file: univariate or multivariate, equal or unequal lengths, with class
-    labels. Trailing missing values (`?`, NaN) of a case are padding and are dropped; a missing value
+    labels (`@classLabel true ...`) or without (`@classLabel false`: cases to label, `labels` None). Trailing missing values (`?`, NaN) of a case are padding and are dropped; a missing value
     inside a case, cases whose dimensions differ in length, a wrong number of dimensions, a label not
     declared in `@classLabel`, or a malformed header raise LstmkitError naming the file and line."""
     path = Path(path)
@@ -109,9 +109,10 @@ def read_ts(path: Union[str, Path]) -> SequenceSet:
 
     if flag("timestamps", False):
         raise LstmkitError(f"{path}: @timeStamps true is not supported (only plain value lists)")
-    if "classlabel" not in header or not flag("classlabel", False):
-        raise LstmkitError(f"{path}: expected '@classLabel true <labels>' in the header (a "
-                           f"classification file), got {header.get('classlabel', 'none')!r}")
+    if "classlabel" not in header:
+        raise LstmkitError(f"{path}: expected '@classLabel true <labels>' (or 'false' for unlabelled "
+                           f"cases) in the header, got none")
+    labelled = flag("classlabel", False)             # false: cases to label, no label field
     declared = header["classlabel"].split()[1:]
     univariate = flag("univariate", None)
     dims = None
@@ -131,13 +132,14 @@ def read_ts(path: Union[str, Path]) -> SequenceSet:
         if not line or line.startswith(("#", "%")):
             continue
         parts = line.split(":")
-        label = parts[-1].strip()
-        fields = parts[:-1]
+        label = parts[-1].strip() if labelled else None
+        fields = parts[:-1] if labelled else parts
         if dims is None:
             dims = len(fields)
         if len(fields) != dims or dims == 0:
-            raise LstmkitError(f"{path}:{no}: expected {dims} dimension(s) and a class label separated "
-                               f"by ':', got {len(fields)} dimension(s)")
+            raise LstmkitError(f"{path}:{no}: expected {dims} dimension(s)"
+                               f"{' and a class label' if labelled else ''} separated by ':', got "
+                               f"{len(fields)} dimension(s)")
         if declared and label not in declared:
             raise LstmkitError(f"{path}:{no}: class label {label!r} is not one of @classLabel "
                                f"{declared}")
@@ -168,7 +170,8 @@ def read_ts(path: Union[str, Path]) -> SequenceSet:
     if not sequences:
         raise LstmkitError(f"{path}: no cases after '@data'")
     name = header.get("problemname", path.stem)
-    return SequenceSet(sequences, np.array(labels, dtype=object), list(range(len(sequences))),
+    return SequenceSet(sequences, np.array(labels, dtype=object) if labelled else None,
+                       list(range(len(sequences))),
                        [f"dim_{d}" for d in range(dims)], name)
 
 
