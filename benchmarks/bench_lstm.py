@@ -170,6 +170,7 @@ def main(argv=None) -> int:
     print(f"# fused kernels: ISA path {info['isa']} (LSTMKIT_ISA={os.environ.get('LSTMKIT_ISA', 'auto')}), "
           f"GEMM path: {info['blas']}; measured crossover rows per output width "
           f"{dict(zip(gemm.get('cols', []), gemm.get('rows', [])))}")
+    print(f"# threads: {info['threads']}")
     print(f"# GEMM peak (float32 2048^3 torch.mm, best of 5): {peak:.0f} GFLOP/s")
     print("# times are minima over interleaved rounds; ratio = time / torch.nn.LSTM's time in the same run;")
     print("# vs vanilla = time / lstmkit vanilla's time in the same run (issue 10 target: <= 1.15)")

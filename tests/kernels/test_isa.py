@@ -1,6 +1,7 @@
 """The ISA layer: the instruction set is chosen from the CPU (LSTMKIT_ISA overrides), every ISA this
 machine runs is built and checked fused against reference (outputs and gradients), the GEMM path is
-chosen by measurement, and the build needs no OpenMP."""
+chosen by measurement, and the threads are torch's: its own OpenMP pool where the compiler has OpenMP,
+its inter-op pool in a build without OpenMP (which must keep working)."""
 from __future__ import annotations
 
 import platform
@@ -33,24 +34,45 @@ def test_isa_selection_and_override(monkeypatch):
             build.selected_isa()
 
 
-def test_each_isa_builds_into_its_own_folder_without_openmp(monkeypatch):
+def test_each_isa_builds_into_its_own_folder_openmp_by_request(monkeypatch):
     monkeypatch.delenv("LSTMKIT_ISA", raising=False)
+    monkeypatch.delenv("LSTMKIT_OPENMP", raising=False)
     dirs = {isa: build.library_dir(isa) for isa in build.ISAS}
     assert len(set(dirs.values())) == len(build.ISAS)
     for isa in build.ISAS:
-        flags = build.compiler_flags(isa)
-        assert not any(f == "-fopenmp" or f.startswith("-fopenmp=") for f in flags)
+        assert "-fopenmp" not in build.compiler_flags(isa, openmp=False)
+        assert "-fopenmp" in build.compiler_flags(isa, openmp=True)
     if platform.machine().lower() in ("x86_64", "amd64"):
         assert "-mno-avx" in build.compiler_flags("portable")  # AVX (and AVX2, FMA) off at compile time
         assert "-mno-avx512f" in build.compiler_flags("avx2")
+    auto = build.library_dir()
+    monkeypatch.setenv("LSTMKIT_OPENMP", "0")  # a build without OpenMP has its own folder
+    assert not build.uses_openmp() and build.library_dir() != auto
+    monkeypatch.setenv("LSTMKIT_OPENMP", "yes")
+    with pytest.raises(ValueError, match="LSTMKIT_OPENMP must be auto, 1 or 0; got 'yes'"):
+        build.uses_openmp()
+
+
+def _openmp_runtimes() -> set:
+    """The OpenMP runtime files mapped into this process."""
+    names = ("libgomp", "libomp", "libiomp")
+    return {ln.split()[-1] for ln in Path("/proc/self/maps").read_text().splitlines()
+            if len(ln.split()) >= 6 and Path(ln.split()[-1]).name.startswith(names)}
 
 
 @needs_fused
-def test_the_library_is_the_selected_isa_and_links_no_openmp():
+def test_the_library_is_the_selected_isa_and_shares_torchs_openmp_runtime():
     info = fused.build_info()
     assert info["isa"] == build.selected_isa() == torch.ops.lstmkit.isa()
     assert info["blas"].startswith(info["isa"] + ": ")
-    assert b"libgomp" not in Path(info["path"]).read_bytes()  # threads come from torch's pool
+    openmp = build.uses_openmp()
+    assert info["threads"].startswith("torch's intra-op pool" if openmp else "torch's inter-op pool")
+    if openmp and Path("/proc/self/maps").is_file():
+        # the library links the runtime by soname and gets the copy torch loaded: one pool, not two
+        torch_dir = Path(torch.__file__).resolve().parent
+        runtimes = _openmp_runtimes()
+        assert len(runtimes) == 1, runtimes
+        assert torch_dir in Path(runtimes.pop()).resolve().parents
 
 
 ISA_CHECK = """
@@ -131,18 +153,46 @@ THREADS_CHECK = """
     before = tasks()
     with torch.no_grad(), use_backend("fused"):
         y = m(x)[0]
-    print(json.dumps({{"before": before, "after": tasks()}}))
+    after = tasks()
+    torch.randn(1 << 22).exp_().sum()  # one of torch's own parallel ops
+    print(json.dumps({{"before": before, "after": after, "torch_op": tasks(),
+                      "threads": fused.build_info()["threads"]}}))
 """
+
+
+def _check_threads(**env):
+    one = run_python(THREADS_CHECK.format(threads=1), **env)
+    two = run_python(THREADS_CHECK.format(threads=2), **env)
+    assert one["after"] == one["before"]
+    assert two["after"] > two["before"]
+    if two["threads"].startswith("torch's intra-op pool"):
+        # torch's op runs on the pool the kernel started: no second pool of threads fighting it for
+        # the cores (the inter-op build starts a thread of its own pool here)
+        assert two["torch_op"] == two["after"], two
+    return two
 
 
 @needs_fused
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads through /proc (Linux)")
 def test_the_kernels_run_on_torch_threads():
-    """With torch.set_num_threads(2) a fused call runs its rows on two threads: the caller and torch's
-    inter-op pool, which starts on the first such call (at::parallel_for without -fopenmp in this
-    build would have run everything on the caller: the kernels were silently single-threaded). With
-    one thread no pool thread is started."""
-    one = run_python(THREADS_CHECK.format(threads=1))
-    two = run_python(THREADS_CHECK.format(threads=2))
-    assert one["after"] == one["before"]
-    assert two["after"] > two["before"]
+    """With torch.set_num_threads(2) a fused call runs its rows on two threads of torch's (at::parallel_for
+    without -fopenmp in this build would have run everything on the caller: the kernels were silently
+    single-threaded); with one thread no thread is started. Where the build has OpenMP those threads
+    are torch's intra-op pool itself, which torch's next op reuses."""
+    two = _check_threads()
+    assert two["threads"] == fused.build_info()["threads"]
+
+
+@pytest.mark.slow
+@needs_fused
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads through /proc (Linux)")
+def test_a_build_without_openmp_works_on_the_inter_op_pool():
+    """LSTMKIT_OPENMP=0 builds what a compiler without OpenMP (Apple's clang) builds: the same kernels,
+    threads from torch's inter-op pool. Checked against the reference and for its threads."""
+    if not build.uses_openmp():
+        pytest.skip("the default build already has no OpenMP (checked by the quick tests)")
+    res = run_python(ISA_CHECK, LSTMKIT_OPENMP="0")
+    assert res["info"]["error"] is None and res["info"]["threads"].startswith("torch's inter-op pool")
+    assert "libgomp" not in Path(res["info"]["path"]).read_bytes().decode("latin-1")
+    two = _check_threads(LSTMKIT_OPENMP="0")
+    assert two["threads"].startswith("torch's inter-op pool")

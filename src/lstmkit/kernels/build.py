@@ -7,6 +7,12 @@ instruction set and GEMM path.
   choice (``auto``, the default, takes the best the CPU runs). On x86 the build uses ``-march=native``
   capped at the chosen ISA (``-mno-avx512f`` for avx2, ``-mno-avx`` for portable); elsewhere no
   ``-march``. ``csrc/isa.h`` sizes the GEMM register block for each.
+* **Threads from torch.** Where torch's intra-op threads are OpenMP (its x86 and ARM Linux wheels)
+  and the compiler has OpenMP, the build uses ``-fopenmp`` so that ``at::parallel_for`` runs the
+  kernels on torch's own pool: one pool for torch's ops and lstmkit's, sized by
+  ``torch.set_num_threads``. The library links the compiler's runtime by its soname
+  (``libgomp.so.1``), which resolves to the copy torch has already loaded. Without OpenMP the build
+  still works and the threads come from torch's inter-op pool (``csrc/parallel.cpp``).
 * **GEMM path by measurement.** lstmkit's register-blocked kernel and the BLAS's packed GEMM (MKL in
   torch's x86 wheels) are timed against each other over a ladder of row counts at the first load
   of a build (about a second); the crossover is cached beside the library (``gemm-<blas>.json``)
@@ -34,6 +40,9 @@ Environment variables:
 ``LSTMKIT_CACHE_DIR``      where built libraries are kept (see :func:`cache_root`)
 ``LSTMKIT_DISABLE_FUSED``  ``1``: do not build or load; the reference loop runs (one warning)
 ``LSTMKIT_ISA``            ``auto`` (default), ``avx512``, ``avx2`` or ``portable``
+``LSTMKIT_OPENMP``         ``auto`` (default): compile with ``-fopenmp`` where torch's threads are
+                           OpenMP and the compiler has it, so the kernels run on torch's intra-op
+                           pool; ``1``: insist; ``0``: no OpenMP, threads from torch's inter-op pool
 ``LSTMKIT_BUILD_WAIT``     seconds to wait for another process's build (default 600)
 ``LSTMKIT_VERBOSE_BUILD``  ``1``: show the compiler's output during the first build
 ``LSTMKIT_OWN_GEMM_ROWS``  rows up to which lstmkit's GEMM kernel runs, overriding the measurement
@@ -68,8 +77,12 @@ _SOURCES = ("binding.cpp", "tuning.cpp", "parallel.cpp", "memory.cpp", "blas.cpp
             "lstm_backward.cpp", "gru.cpp")
 _NAME = "lstmkit_fused"
 ISAS = ("avx512", "avx2", "portable")  # best first
-# -fopenmp-simd: the `omp simd` loop hints only (no OpenMP runtime; threads come from torch)
-_BASE_FLAGS = ("-O3", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math", "-w")
+_BASE_FLAGS = ("-O3", "-fno-math-errno", "-fno-trapping-math", "-w")
+# Threads (csrc/parallel.cpp): -fopenmp makes at::parallel_for run on torch's own OpenMP pool; without
+# it (no OpenMP in the compiler, or LSTMKIT_OPENMP=0) only the `omp simd` loop hints are kept and the
+# threads come from torch's inter-op pool.
+_OPENMP_FLAGS = ("-fopenmp",)
+_NO_OPENMP_FLAGS = ("-fopenmp-simd",)
 _X86_CAP = {"avx512": (), "avx2": ("-mno-avx512f",), "portable": ("-mno-avx",)}
 _X86 = ("x86_64", "amd64", "i386", "i686", "x86")
 
@@ -153,9 +166,63 @@ def selected_isa() -> str:
     return want
 
 
-def compiler_flags(isa: str) -> list[str]:
-    """The C++ flags of a build for `isa`."""
-    flags = list(_BASE_FLAGS)
+def torch_uses_openmp() -> bool:
+    """Whether torch's intra-op threads are an OpenMP pool (ATen's parallel backend)."""
+    return "parallel backend: OpenMP" in torch.__config__.parallel_info()
+
+
+_openmp_probe: dict = {}
+
+
+def _openmp_request() -> str:
+    want = os.environ.get("LSTMKIT_OPENMP", "auto").strip().lower() or "auto"
+    if want not in ("auto", "1", "0"):
+        raise ValueError(f"LSTMKIT_OPENMP must be auto, 1 or 0; got {want!r}")
+    return want
+
+
+def uses_openmp() -> bool:
+    """Whether the build compiles with ``-fopenmp``, so that its ``at::parallel_for`` runs on torch's
+    own OpenMP pool: torch's backend is OpenMP, ``$LSTMKIT_OPENMP`` is not ``0``, and the compiler
+    builds and links an OpenMP shared library (Apple's clang, for one, cannot). Otherwise the kernels'
+    threads come from torch's inter-op pool (see ``csrc/parallel.cpp``).
+
+    Raises ValueError for a ``LSTMKIT_OPENMP`` other than ``auto``, ``1`` or ``0``."""
+    want = _openmp_request()
+    if want == "0" or not torch_uses_openmp():
+        return False
+    if want == "1":  # asked for: a compiler without OpenMP then fails the build with its own message
+        return True
+    key = tuple(_compiler())
+    if key not in _openmp_probe:
+        _openmp_probe[key] = _compiler_has_openmp()
+    return _openmp_probe[key]
+
+
+def _compiler_has_openmp() -> bool:
+    """Can the compiler build and link a shared library with ``#pragma omp parallel``?"""
+    cxx = _compiler()
+    if shutil.which(cxx[0]) is None:
+        return False
+    with tempfile.TemporaryDirectory(prefix="lstmkit-probe-") as tmp:
+        src = Path(tmp) / "omp.cpp"
+        src.write_text("#include <omp.h>\nint lstmkit_probe() { int n = 0;\n"
+                       "#pragma omp parallel\n{ if (omp_get_thread_num() == 0) n = omp_get_num_threads(); }\n"
+                       "return n; }\n")
+        try:
+            res = subprocess.run([*cxx, *_OPENMP_FLAGS, "-shared", "-fPIC", str(src), "-o",
+                                  str(Path(tmp) / "omp.so")], capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.SubprocessError):
+            return False
+    return res.returncode == 0
+
+
+def compiler_flags(isa: str, openmp: Optional[bool] = None) -> list[str]:
+    """The C++ flags of a build for `isa`, with ``-fopenmp`` if `openmp` (default:
+    :func:`uses_openmp`, which compiles a probe the first time it is asked)."""
+    if openmp is None:
+        openmp = uses_openmp()
+    flags = list(_BASE_FLAGS) + list(_OPENMP_FLAGS if openmp else _NO_OPENMP_FLAGS)
     if platform.machine().lower() in _X86:
         flags += ["-march=native", *_X86_CAP[isa]]
     return flags
@@ -170,7 +237,9 @@ def _build_key(isa: str) -> str:
     for p in _sources():
         h.update(p.name.encode())
         h.update(p.read_bytes())
-    h.update(" ".join(compiler_flags(isa)).encode())
+    # the OpenMP request, not the probe's answer: a cached load compiles nothing
+    h.update(" ".join(compiler_flags(isa, openmp=False)).encode())
+    h.update(f"openmp={_openmp_request()} torch-openmp={torch_uses_openmp()}".encode())
     h.update(isa.encode())
     h.update(torch.__version__.encode())
     h.update(platform.python_version().encode())
@@ -330,14 +399,15 @@ def _build(build_dir: Path, isa: str) -> Path:
             stale.unlink()
     try:
         cpp_extension.load(name=_NAME, sources=[str(_CSRC / s) for s in _SOURCES],
-                           extra_cflags=flags, build_directory=str(build_dir), with_cuda=False,
+                           extra_cflags=flags, extra_ldflags=[f for f in flags if f in _OPENMP_FLAGS], build_directory=str(build_dir), with_cuda=False,
                            is_python_module=False, verbose=bool(os.environ.get("LSTMKIT_VERBOSE_BUILD")))
     except Exception as e:
         text = str(e)
         (build_dir / "build.log").write_text(text)
         said = _compiler_lines(text) or [text.strip().splitlines()[-1] if text.strip() else repr(e)]
         raise RuntimeError(" / ".join(said[:8]) + f" (full log: {build_dir / 'build.log'})") from None
-    _write_json(build_dir / "BUILD_OK", {**_digest(lib), "torch": torch.__version__, "isa": isa})
+    _write_json(build_dir / "BUILD_OK", {**_digest(lib), "torch": torch.__version__, "isa": isa,
+                                          "openmp": _OPENMP_FLAGS[0] in flags})
     return lib
 
 
@@ -464,6 +534,7 @@ def build_info() -> dict:
     info = {k: _state[k] for k in ("path", "build_seconds", "load_seconds", "error", "isa", "gemm",
                                    "rebuilt")}
     info["blas"] = torch.ops.lstmkit.info() if _state["loaded"] else None
+    info["threads"] = torch.ops.lstmkit.threads() if _state["loaded"] else None
     info["cpu"] = cpu_model()
     return info
 

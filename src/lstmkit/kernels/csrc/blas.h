@@ -76,6 +76,8 @@ int num_threads();
 void set_num_threads_getter(int (*getter)());
 // Whether the caller runs inside one of torch's (and so lstmkit's) parallel regions.
 bool in_parallel_region();
+// Where the threads come from, e.g. "torch's intra-op pool (at::parallel_for, OpenMP)".
+const char* threads_backend();
 
 // Big work arrays and pooled tensors: big_size(bytes) is the size of the block big_alloc(bytes)
 // returns, 64-byte aligned; from 2 MiB up it is 2 MiB aligned and advised as transparent huge pages

@@ -1,7 +1,14 @@
-// Threads of the fused kernels: as many as torch's intra-op setting (torch.set_num_threads), run on
-// torch's own inter-op thread pool (at::launch), so the library needs no OpenMP of its own (no
-// -fopenmp: Apple's clang has none) and starts no threads of its own. The only file of the core
-// besides binding.cpp that includes ATen.
+// Threads of the fused kernels: as many as torch's intra-op setting (torch.set_num_threads), on
+// torch's own threads; the library starts none of its own. Two builds (kernels/build.py decides):
+//  * torch's parallel backend is OpenMP and the compiler has OpenMP (g++ on Linux): at::parallel_for,
+//    i.e. torch's intra-op pool itself. One pool for torch's ops and ours: the threads that torch's
+//    last op leaves spinning are the ones the next kernel runs on. (A separate pool fights them for
+//    the cores: on 2 cores a fused forward right after a torch op took 1.6x as long.)
+//  * otherwise (no OpenMP in the compiler, e.g. Apple's clang; LSTMKIT_OPENMP=0): the calling thread
+//    plus tasks on torch's inter-op pool (at::launch), which needs no OpenMP. at::parallel_for is not
+//    used there: with torch's OpenMP backend it is an inline template whose `#pragma omp parallel`
+//    needs -fopenmp in THIS build, and without it runs every task on the calling thread.
+// The only file of the core besides binding.cpp that includes ATen.
 #include <ATen/Parallel.h>
 
 #include <atomic>
@@ -19,8 +26,9 @@ namespace {
 int (*g_threads)() = nullptr;
 thread_local bool g_in_region = false;  // this thread is running one of parallel_run's tasks
 
-// One parallel_run: tasks are claimed from `next`, so only running threads ever hold a task, and the
-// caller waits only for tasks that were claimed. Kept alive by shared_ptr: a pool thread that
+#ifndef _OPENMP
+// One parallel_run of the inter-op build: tasks are claimed from `next`, so only running threads
+// ever hold a task, and the caller waits only for tasks that were claimed. Kept alive by shared_ptr: a pool thread that
 // starts after everything is done finds nothing to claim and touches no caller state.
 struct Run {
   int nth = 0;
@@ -49,6 +57,7 @@ void work(const std::shared_ptr<Run>& r) {
   }
   g_in_region = was;
 }
+#endif
 }  // namespace
 
 int num_threads() { return std::max(1, g_threads ? g_threads() : at::get_num_threads()); }
@@ -56,16 +65,30 @@ void set_num_threads_getter(int (*getter)()) { g_threads = getter; }
 
 bool in_parallel_region() { return g_in_region || at::in_parallel_region(); }
 
+const char* threads_backend() {
+#ifdef _OPENMP
+  return "torch's intra-op pool (at::parallel_for, OpenMP)";
+#else
+  return "torch's inter-op pool (at::launch; this build has no OpenMP)";
+#endif
+}
+
 void parallel_run(int nth, void (*fn)(void*, int), void* ctx) {
-  // at::parallel_for is not used: with torch's OpenMP backend it is an inline template whose
-  // `#pragma omp parallel` needs -fopenmp in THIS build, and without it runs every task on the calling
-  // thread (the kernels were silently single-threaded). Instead the calling thread and nth - 1 tasks
-  // on torch's inter-op pool (at::launch, no OpenMP needed) claim the nth tasks. Nested calls (a
-  // kernel inside one of these tasks or inside a torch parallel region) run inline.
+  // Nested calls (a kernel inside one of these tasks or inside a torch parallel region) run inline.
   if (nth <= 1 || in_parallel_region()) {
     for (int tid = 0; tid < nth; ++tid) fn(ctx, tid);
     return;
   }
+#ifdef _OPENMP
+  // grain 1: one task per thread of torch's pool (nth <= at::get_num_threads(), see rows.h)
+  at::parallel_for(0, nth, 1, [&](int64_t b, int64_t e) {
+    const bool was = g_in_region;
+    g_in_region = true;
+    for (int64_t tid = b; tid < e; ++tid) fn(ctx, int(tid));
+    g_in_region = was;
+  });
+#else
+  // The calling thread and nth - 1 tasks on torch's inter-op pool claim the nth tasks.
   auto r = std::make_shared<Run>();
   r->nth = nth;
   r->fn = fn;
@@ -77,6 +100,7 @@ void parallel_run(int nth, void (*fn)(void*, int), void* ctx) {
     r->cv.wait(lock, [&] { return r->done.load() == r->nth; });
   }
   if (r->error) std::rethrow_exception(r->error);
+#endif
 }
 
 }  // namespace lstmkit
