@@ -69,6 +69,13 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
       else whh.mul(cr, hin + (c0 - r0) * P, P, hw_rows, G4, false);
       if (fgr) wgr->mul(cr, a.a + (t * N + c0) * H3, H3, R + (c0 - r0) * H3, H3, false);
 
+      if (ln) {  // the chunk's statistics first: independent rows, so their reductions overlap
+        for (int64_t n = c0; n < c0 + cr; ++n) {
+          if (!valid(a.lengths, t, n)) continue;
+          layer_norm_stats2<S>(xw_rows + (n - c0) * G4, hw_rows + (n - c0) * G4, G4, kLnEps,
+                               a.stats + (t * N + n) * 6);
+        }
+      }
       for (int64_t n = c0; n < c0 + cr; ++n) {
         const int64_t row = t * N + n;
         S* z = a.gates + row * G4;
@@ -88,7 +95,6 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
         S* st = ln ? a.stats + row * 6 : nullptr;
         const S* xw = ln ? xw_rows + (n - c0) * G4 : nullptr;  // raw projections (layer norm)
         const S* hw = hw_rows + (n - c0) * G4;
-        if (ln) layer_norm_stats2<S>(xw, hw, G4, kLnEps, st);
         if constexpr (sizeof(S) == 4) if (fast) {
 #define LSTMKIT_FWD(PE, CO, LN)                                                                    \
     cell_forward_fast<S, PE, CO, LN>(H, z, bias, cp, a.w_peep, cn, m, xw, hw, a.ln_ih, a.ln_hh, a.ln_cw, \
