@@ -4,6 +4,7 @@ chosen by measurement, and the threads are torch's: its own OpenMP pool where th
 its inter-op pool in a build without OpenMP (which must keep working)."""
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 
@@ -196,3 +197,45 @@ def test_a_build_without_openmp_works_on_the_inter_op_pool():
     assert "libgomp" not in Path(res["info"]["path"]).read_bytes().decode("latin-1")
     two = _check_threads(LSTMKIT_OPENMP="0")
     assert two["threads"].startswith("torch's inter-op pool")
+
+
+FORK_CHECK = """
+    import json, multiprocessing as mp, torch, lstmkit
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    m = lstmkit.LSTM(8, 16, layer_norm=True)
+    x = torch.randn(20, 32, 8, requires_grad=True)
+    with lstmkit.use_backend("fused"):  # the parent starts the thread pool
+        m(x)[0].sum().backward()
+    want = x.grad.clone()
+
+    def child(q):
+        x.grad = None
+        with lstmkit.use_backend("fused"):
+            m(x)[0].sum().backward()
+        from lstmkit.kernels import fused
+        q.put((float((x.grad - want).abs().max()), fused.build_info()["threads"]))
+
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=child, args=(q,))
+    p.start()
+    p.join(120)
+    hung = p.exitcode is None
+    if hung:
+        p.kill()
+    diff, threads = (None, None) if hung or p.exitcode != 0 else q.get(timeout=10)
+    print(json.dumps({"hung": hung, "exitcode": p.exitcode, "diff": diff, "threads": threads}))
+"""
+
+
+@needs_fused
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX")
+def test_a_forked_child_runs_the_kernels():
+    """A child of fork() cannot start GNU OpenMP's pool once the parent has (its ops wait for threads
+    that were not copied: torch's own do). The kernels notice the fork and run there on the inter-op
+    pool with a single-threaded BLAS: same gradients, no hang."""
+    res = run_python(FORK_CHECK)
+    assert not res["hung"] and res["exitcode"] == 0, res
+    assert res["diff"] == 0.0
+    assert res["threads"].startswith("torch's inter-op pool")

@@ -68,11 +68,13 @@ Blas& blas() {
   return b;
 }
 
-// Inside one of our parallel regions, MKL must run on the calling thread only.
+// Inside one of our parallel regions, and in a child of fork() (whose OpenMP pool is gone), MKL must
+// run on the calling thread only.
 struct SerialBlas {
   int old = -1;
   SerialBlas() {
-    if (blas().set_local_threads && in_parallel_region()) old = blas().set_local_threads(1);
+    if (blas().set_local_threads && (in_parallel_region() || forked_child()))
+      old = blas().set_local_threads(1);
   }
   ~SerialBlas() {
     if (old >= 0) blas().set_local_threads(old);

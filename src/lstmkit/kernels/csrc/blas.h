@@ -76,6 +76,8 @@ int num_threads();
 void set_num_threads_getter(int (*getter)());
 // Whether the caller runs inside one of torch's (and so lstmkit's) parallel regions.
 bool in_parallel_region();
+// Whether this process is a child of fork() (parallel.cpp: no OpenMP regions, serial BLAS there).
+bool forked_child();
 // Where the threads come from, e.g. "torch's intra-op pool (at::parallel_for, OpenMP)".
 const char* threads_backend();
 

@@ -10,6 +10,7 @@
 //    needs -fopenmp in THIS build, and without it runs every task on the calling thread.
 // The only file of the core besides binding.cpp that includes ATen.
 #include <ATen/Parallel.h>
+#include <pthread.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -26,8 +27,14 @@ namespace {
 int (*g_threads)() = nullptr;
 thread_local bool g_in_region = false;  // this thread is running one of parallel_run's tasks
 
-#ifndef _OPENMP
-// One parallel_run of the inter-op build: tasks are claimed from `next`, so only running threads
+// A child of fork() cannot start an OpenMP region once its parent has started GNU OpenMP's pool: it
+// waits for threads that were not copied (torch's own ops hang the same way unless the child calls
+// torch.set_num_threads(1), as DataLoader workers do). There the kernels use the inter-op path below,
+// as in a build without OpenMP, and hold the BLAS to the calling thread (blas.cpp: SerialBlas).
+bool g_forked = false;
+const int g_atfork = pthread_atfork(nullptr, nullptr, [] { g_forked = true; });
+
+// One parallel_run on the inter-op pool (a build without OpenMP, or a forked child): tasks are claimed from `next`, so only running threads
 // ever hold a task, and the caller waits only for tasks that were claimed. Kept alive by shared_ptr: a pool thread that
 // starts after everything is done finds nothing to claim and touches no caller state.
 struct Run {
@@ -57,16 +64,17 @@ void work(const std::shared_ptr<Run>& r) {
   }
   g_in_region = was;
 }
-#endif
 }  // namespace
 
 int num_threads() { return std::max(1, g_threads ? g_threads() : at::get_num_threads()); }
 void set_num_threads_getter(int (*getter)()) { g_threads = getter; }
 
 bool in_parallel_region() { return g_in_region || at::in_parallel_region(); }
+bool forked_child() { return g_forked; }
 
 const char* threads_backend() {
 #ifdef _OPENMP
+  if (g_forked) return "torch's inter-op pool (at::launch; a child of fork() cannot start OpenMP)";
   return "torch's intra-op pool (at::parallel_for, OpenMP)";
 #else
   return "torch's inter-op pool (at::launch; this build has no OpenMP)";
@@ -80,14 +88,17 @@ void parallel_run(int nth, void (*fn)(void*, int), void* ctx) {
     return;
   }
 #ifdef _OPENMP
-  // grain 1: one task per thread of torch's pool (nth <= at::get_num_threads(), see rows.h)
-  at::parallel_for(0, nth, 1, [&](int64_t b, int64_t e) {
-    const bool was = g_in_region;
-    g_in_region = true;
-    for (int64_t tid = b; tid < e; ++tid) fn(ctx, int(tid));
-    g_in_region = was;
-  });
-#else
+  if (!g_forked) {
+    // grain 1: one task per thread of torch's pool (nth <= at::get_num_threads(), see rows.h)
+    at::parallel_for(0, nth, 1, [&](int64_t b, int64_t e) {
+      const bool was = g_in_region;
+      g_in_region = true;
+      for (int64_t tid = b; tid < e; ++tid) fn(ctx, int(tid));
+      g_in_region = was;
+    });
+    return;
+  }
+#endif
   // The calling thread and nth - 1 tasks on torch's inter-op pool claim the nth tasks.
   auto r = std::make_shared<Run>();
   r->nth = nth;
@@ -100,7 +111,6 @@ void parallel_run(int nth, void (*fn)(void*, int), void* ctx) {
     r->cv.wait(lock, [&] { return r->done.load() == r->nth; });
   }
   if (r->error) std::rethrow_exception(r->error);
-#endif
 }
 
 }  // namespace lstmkit
