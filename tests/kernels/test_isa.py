@@ -54,11 +54,19 @@ def test_each_isa_builds_into_its_own_folder_openmp_by_request(monkeypatch):
         build.uses_openmp()
 
 
-def _openmp_runtimes() -> set:
-    """The OpenMP runtime files mapped into this process."""
+RUNTIMES_CHECK = """
+    import json, torch, lstmkit
+    from pathlib import Path
+    from lstmkit.kernels import build, fused
+    fused.load()
+    m, x = lstmkit.LSTM(8, 16), torch.randn(5, 4, 8)
+    with torch.no_grad(), lstmkit.use_backend("fused"):
+        m(x)
     names = ("libgomp", "libomp", "libiomp")
-    return {ln.split()[-1] for ln in Path("/proc/self/maps").read_text().splitlines()
-            if len(ln.split()) >= 6 and Path(ln.split()[-1]).name.startswith(names)}
+    maps = [ln.split()[-1] for ln in Path("/proc/self/maps").read_text().splitlines() if len(ln.split()) >= 6]
+    print(json.dumps({"runtimes": sorted({p for p in maps if Path(p).name.startswith(names)}),
+                      "torch": str(Path(torch.__file__).resolve().parent), "openmp": build.uses_openmp()}))
+"""
 
 
 @needs_fused
@@ -69,11 +77,12 @@ def test_the_library_is_the_selected_isa_and_shares_torchs_openmp_runtime():
     openmp = build.uses_openmp()
     assert info["threads"].startswith("torch's intra-op pool" if openmp else "torch's inter-op pool")
     if openmp and Path("/proc/self/maps").is_file():
-        # the library links the runtime by soname and gets the copy torch loaded: one pool, not two
-        torch_dir = Path(torch.__file__).resolve().parent
-        runtimes = _openmp_runtimes()
-        assert len(runtimes) == 1, runtimes
-        assert torch_dir in Path(runtimes.pop()).resolve().parents
+        # in a process with only torch and lstmkit (other packages, scikit-learn for one, bring their
+        # own renamed copies): the library links the runtime by soname and gets the copy torch
+        # loaded, so there is one pool, not two
+        res = run_python(RUNTIMES_CHECK)
+        assert len(res["runtimes"]) == 1, res
+        assert Path(res["torch"]) in Path(res["runtimes"][0]).resolve().parents, res
 
 
 ISA_CHECK = """
