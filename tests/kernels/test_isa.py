@@ -242,9 +242,11 @@ FORK_CHECK = """
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX")
 def test_a_forked_child_runs_the_kernels():
     """A child of fork() cannot start GNU OpenMP's pool once the parent has (its ops wait for threads
-    that were not copied: torch's own do). The kernels notice the fork and run there on the inter-op
-    pool with a single-threaded BLAS: same gradients, no hang."""
-    res = run_python(FORK_CHECK)
-    assert not res["hung"] and res["exitcode"] == 0, res
-    assert res["diff"] == 0.0
-    assert res["threads"].startswith("torch's inter-op pool")
+    that were not copied: torch's own do), and torch's inter-op pool aborts there now and then. The
+    kernels notice the fork and run on the calling thread with a single-threaded BLAS: same gradients,
+    no hang, no abort. Three children, since the abort was intermittent."""
+    for _ in range(3):
+        res = run_python(FORK_CHECK)
+        assert not res["hung"] and res["exitcode"] == 0, res
+        assert res["diff"] == 0.0
+        assert res["threads"].startswith("the calling thread only")

@@ -29,12 +29,14 @@ thread_local bool g_in_region = false;  // this thread is running one of paralle
 
 // A child of fork() cannot start an OpenMP region once its parent has started GNU OpenMP's pool: it
 // waits for threads that were not copied (torch's own ops hang the same way unless the child calls
-// torch.set_num_threads(1), as DataLoader workers do). There the kernels use the inter-op path below,
-// as in a build without OpenMP, and hold the BLAS to the calling thread (blas.cpp: SerialBlas).
+// torch.set_num_threads(1), as DataLoader workers do). Nor is torch's inter-op pool safe there: its
+// new threads race to rebuild torch's thread pools and abort now and then ("Invalid thread pool!",
+// about 1 child in 12). So a child runs the kernels on its calling thread only, with the BLAS held
+// to that thread too (blas.cpp: SerialBlas).
 bool g_forked = false;
 const int g_atfork = pthread_atfork(nullptr, nullptr, [] { g_forked = true; });
 
-// One parallel_run on the inter-op pool (a build without OpenMP, or a forked child): tasks are claimed from `next`, so only running threads
+// One parallel_run on the inter-op pool (a build without OpenMP): tasks are claimed from `next`, so only running threads
 // ever hold a task, and the caller waits only for tasks that were claimed. Kept alive by shared_ptr: a pool thread that
 // starts after everything is done finds nothing to claim and touches no caller state.
 struct Run {
@@ -73,8 +75,8 @@ bool in_parallel_region() { return g_in_region || at::in_parallel_region(); }
 bool forked_child() { return g_forked; }
 
 const char* threads_backend() {
+  if (g_forked) return "the calling thread only (a child of fork(): torch's pools cannot be restarted there)";
 #ifdef _OPENMP
-  if (g_forked) return "torch's inter-op pool (at::launch; a child of fork() cannot start OpenMP)";
   return "torch's intra-op pool (at::parallel_for, OpenMP)";
 #else
   return "torch's inter-op pool (at::launch; this build has no OpenMP)";
@@ -82,22 +84,21 @@ const char* threads_backend() {
 }
 
 void parallel_run(int nth, void (*fn)(void*, int), void* ctx) {
-  // Nested calls (a kernel inside one of these tasks or inside a torch parallel region) run inline.
-  if (nth <= 1 || in_parallel_region()) {
+  // Nested calls (a kernel inside one of these tasks or inside a torch parallel region) and a child
+  // of fork() run inline.
+  if (nth <= 1 || in_parallel_region() || g_forked) {
     for (int tid = 0; tid < nth; ++tid) fn(ctx, tid);
     return;
   }
 #ifdef _OPENMP
-  if (!g_forked) {
-    // grain 1: one task per thread of torch's pool (nth <= at::get_num_threads(), see rows.h)
-    at::parallel_for(0, nth, 1, [&](int64_t b, int64_t e) {
-      const bool was = g_in_region;
-      g_in_region = true;
-      for (int64_t tid = b; tid < e; ++tid) fn(ctx, int(tid));
-      g_in_region = was;
-    });
-    return;
-  }
+  // grain 1: one task per thread of torch's pool (nth <= at::get_num_threads(), see rows.h)
+  at::parallel_for(0, nth, 1, [&](int64_t b, int64_t e) {
+    const bool was = g_in_region;
+    g_in_region = true;
+    for (int64_t tid = b; tid < e; ++tid) fn(ctx, int(tid));
+    g_in_region = was;
+  });
+  return;
 #endif
   // The calling thread and nth - 1 tasks on torch's inter-op pool claim the nth tasks.
   auto r = std::make_shared<Run>();
