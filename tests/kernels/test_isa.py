@@ -250,3 +250,47 @@ def test_a_forked_child_runs_the_kernels():
         assert not res["hung"] and res["exitcode"] == 0, res
         assert res["diff"] == 0.0
         assert res["threads"].startswith("the calling thread only")
+
+
+FORK_FIRST_LOAD = """
+    import json, multiprocessing as mp, torch, lstmkit
+    from lstmkit.kernels import build
+    torch.set_num_threads(2)
+    torch.randn(1 << 22).exp_().sum()  # the parent starts torch's OpenMP pool...
+    # small enough that torch's own ops stay below its parallel grain (in the child they would hang
+    # too: the reference runs here, in the parent); the kernel still splits the 4 rows over 2 threads
+    m, x = lstmkit.LSTM(8, 16, layer_norm=True), torch.randn(5, 4, 8)
+    with torch.no_grad(), lstmkit.use_backend("reference"):
+        r = m(x)[0]
+    assert not build._state["loaded"]  # ...but never loads the kernels
+
+    def child(q):
+        pass  # UNDO
+        with torch.no_grad(), lstmkit.use_backend("fused"):
+            y = m(x)[0]
+        from lstmkit.kernels import fused
+        q.put((float((y - r).abs().max()), fused.build_info()["threads"]))
+
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=child, args=(q,))
+    p.start()
+    p.join(120)
+    hung = p.exitcode is None
+    if hung:
+        p.kill()
+    diff, threads = (None, None) if hung or p.exitcode != 0 else q.get(timeout=10)
+    print(json.dumps({"hung": hung, "exitcode": p.exitcode, "diff": diff, "threads": threads}))
+"""
+
+
+@needs_fused
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX")
+def test_a_forked_child_that_loads_the_kernels_first_runs_them():
+    """The parent used torch's OpenMP pool but never loaded the kernels, so the library's own fork
+    handler was not there; the first load in the child is told of the fork (os.register_at_fork) and
+    runs the kernels on the calling thread instead of hanging in OpenMP."""
+    res = run_python(FORK_FIRST_LOAD)
+    assert not res["hung"] and res["exitcode"] == 0, res
+    assert res["diff"] < 1e-5
+    assert res["threads"].startswith("the calling thread only")

@@ -72,6 +72,8 @@ from typing import Iterator, Optional
 
 import torch
 
+from . import _fork
+
 _CSRC = Path(__file__).with_name("csrc")
 _SOURCES = ("binding.cpp", "tuning.cpp", "parallel.cpp", "memory.cpp", "blas.cpp", "lstm_forward.cpp",
             "lstm_backward.cpp", "gru.cpp")
@@ -508,6 +510,8 @@ def load() -> bool:
                         lib = _build(build_dir, isa)
                         _state["build_seconds"] = time.perf_counter() - t0
             _state["path"] = str(lib)
+            if _fork.forked:  # first loaded in a child of fork(): no OpenMP regions here
+                torch.ops.lstmkit.mark_forked()
             _state["isa"] = torch.ops.lstmkit.isa()
             _state["gemm"] = _gemm_plan(build_dir)
             _state["loaded"] = True

@@ -78,6 +78,9 @@ void set_num_threads_getter(int (*getter)());
 bool in_parallel_region();
 // Whether this process is a child of fork() (parallel.cpp: no OpenMP regions, serial BLAS there).
 bool forked_child();
+// Called by kernels/build.py when the library is first loaded in a child of fork() (whose parent
+// had not loaded it, so the pthread_atfork handler of parallel.cpp was not there to see the fork).
+void mark_forked();
 // Where the threads come from, e.g. "torch's intra-op pool (at::parallel_for, OpenMP)".
 const char* threads_backend();
 

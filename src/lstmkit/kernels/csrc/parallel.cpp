@@ -73,6 +73,7 @@ void set_num_threads_getter(int (*getter)()) { g_threads = getter; }
 
 bool in_parallel_region() { return g_in_region || at::in_parallel_region(); }
 bool forked_child() { return g_forked; }
+void mark_forked() { g_forked = true; }
 
 const char* threads_backend() {
   if (g_forked) return "the calling thread only (a child of fork(): torch's pools cannot be restarted there)";
