@@ -208,6 +208,22 @@ def test_a_build_without_openmp_works_on_the_inter_op_pool():
     assert two["threads"].startswith("torch's inter-op pool")
 
 
+# run `child(q)` in a forked child: it puts (max difference, build_info()["threads"]); prints one
+# JSON line, with hung = True where the child did not finish in 120 s
+_IN_FORKED_CHILD = """
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=child, args=(q,))
+    p.start()
+    p.join(120)
+    hung = p.exitcode is None
+    if hung:
+        p.kill()
+    diff, threads = (None, None) if hung or p.exitcode != 0 else q.get(timeout=10)
+    print(json.dumps({"hung": hung, "exitcode": p.exitcode, "diff": diff, "threads": threads}))
+"""
+
+
 FORK_CHECK = """
     import json, multiprocessing as mp, torch, lstmkit
     torch.set_num_threads(2)
@@ -225,17 +241,7 @@ FORK_CHECK = """
         from lstmkit.kernels import fused
         q.put((float((x.grad - want).abs().max()), fused.build_info()["threads"]))
 
-    ctx = mp.get_context("fork")
-    q = ctx.Queue()
-    p = ctx.Process(target=child, args=(q,))
-    p.start()
-    p.join(120)
-    hung = p.exitcode is None
-    if hung:
-        p.kill()
-    diff, threads = (None, None) if hung or p.exitcode != 0 else q.get(timeout=10)
-    print(json.dumps({"hung": hung, "exitcode": p.exitcode, "diff": diff, "threads": threads}))
-"""
+""" + _IN_FORKED_CHILD
 
 
 @needs_fused
@@ -265,23 +271,12 @@ FORK_FIRST_LOAD = """
     assert not build._state["loaded"]  # ...but never loads the kernels
 
     def child(q):
-        pass  # UNDO
         with torch.no_grad(), lstmkit.use_backend("fused"):
             y = m(x)[0]
         from lstmkit.kernels import fused
         q.put((float((y - r).abs().max()), fused.build_info()["threads"]))
 
-    ctx = mp.get_context("fork")
-    q = ctx.Queue()
-    p = ctx.Process(target=child, args=(q,))
-    p.start()
-    p.join(120)
-    hung = p.exitcode is None
-    if hung:
-        p.kill()
-    diff, threads = (None, None) if hung or p.exitcode != 0 else q.get(timeout=10)
-    print(json.dumps({"hung": hung, "exitcode": p.exitcode, "diff": diff, "threads": threads}))
-"""
+""" + _IN_FORKED_CHILD
 
 
 @needs_fused

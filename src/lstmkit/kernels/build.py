@@ -401,7 +401,8 @@ def _build(build_dir: Path, isa: str) -> Path:
             stale.unlink()
     try:
         cpp_extension.load(name=_NAME, sources=[str(_CSRC / s) for s in _SOURCES],
-                           extra_cflags=flags, extra_ldflags=[f for f in flags if f in _OPENMP_FLAGS], build_directory=str(build_dir), with_cuda=False,
+                           extra_cflags=flags, extra_ldflags=[f for f in flags if f in _OPENMP_FLAGS],
+                           build_directory=str(build_dir), with_cuda=False,
                            is_python_module=False, verbose=bool(os.environ.get("LSTMKIT_VERBOSE_BUILD")))
     except Exception as e:
         text = str(e)

@@ -62,7 +62,9 @@ inline void cell_forward_fast(int64_t H, S* z, const S* b, const S* cp, const S*
 #pragma omp simd
   for (int64_t j = 0; j < H; ++j) {
     const S i = kSplitIF ? zi[j] : sigm<S>(pre(0, j) + (PEEP ? pp[j] * cp[j] : S(0)));
-    const S f = kSplitIF ? zf[j] : COUPLED ? S(1) - i : sigm<S>(pre(1, j) + (PEEP ? pp[H + j] * cp[j] : S(0)));
+    const S f = kSplitIF  ? zf[j]
+                : COUPLED ? S(1) - i
+                          : sigm<S>(pre(1, j) + (PEEP ? pp[H + j] * cp[j] : S(0)));
     const S g = tanhx<S>(pre(2, j));
     const S c = f * cp[j] + i * g;
     zi[j] = i;

@@ -36,9 +36,10 @@ thread_local bool g_in_region = false;  // this thread is running one of paralle
 bool g_forked = false;
 const int g_atfork = pthread_atfork(nullptr, nullptr, [] { g_forked = true; });
 
-// One parallel_run on the inter-op pool (a build without OpenMP): tasks are claimed from `next`, so only running threads
-// ever hold a task, and the caller waits only for tasks that were claimed. Kept alive by shared_ptr: a pool thread that
-// starts after everything is done finds nothing to claim and touches no caller state.
+// One parallel_run on the inter-op pool (a build without OpenMP): tasks are claimed from `next`, so
+// only running threads ever hold a task, and the caller waits only for tasks that were claimed. Kept
+// alive by shared_ptr: a pool thread that starts after everything is done finds nothing to claim and
+// touches no caller state.
 struct Run {
   int nth = 0;
   void (*fn)(void*, int) = nullptr;
@@ -76,7 +77,8 @@ bool forked_child() { return g_forked; }
 void mark_forked() { g_forked = true; }
 
 const char* threads_backend() {
-  if (g_forked) return "the calling thread only (a child of fork(): torch's pools cannot be restarted there)";
+  if (g_forked)
+    return "the calling thread only (a child of fork(): torch's pools cannot be restarted there)";
 #ifdef _OPENMP
   return "torch's intra-op pool (at::parallel_for, OpenMP)";
 #else
