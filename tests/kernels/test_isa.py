@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
+from shutil import which as shutil_which
 from pathlib import Path
 
 import pytest
@@ -83,6 +85,32 @@ def test_the_library_is_the_selected_isa_and_shares_torchs_openmp_runtime():
         res = run_python(RUNTIMES_CHECK)
         assert len(res["runtimes"]) == 1, res
         assert Path(res["torch"]) in Path(res["runtimes"][0]).resolve().parents, res
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").is_file() or not build.torch_uses_openmp(),
+                    reason="lists loaded libraries through /proc (Linux); torch's backend is OpenMP")
+def test_a_compiler_whose_openmp_is_a_second_runtime_gets_the_inter_op_path(tmp_path, monkeypatch):
+    """clang's -fopenmp links LLVM's libomp, Homebrew's on macOS its own: beside torch's runtime that
+    would be a second OpenMP pool. The probe loads its library beside torch and says no; with the
+    plain compiler it says yes. The stand-in compiler is g++ linking one more library named libomp."""
+    cxx = os.environ.get("CXX", "c++")
+    if not shutil_which(cxx.split()[0]):
+        pytest.skip("no C++ compiler")
+    fake = tmp_path / "libomp.so"
+    (tmp_path / "fake.c").write_text("int omp_fake_runtime(void) { return 1; }\n")
+    subprocess.run([*cxx.split(), "-x", "c", "-shared", "-fPIC", str(tmp_path / "fake.c"), "-o", str(fake)],
+                   check=True, capture_output=True)
+    wrapper = tmp_path / "cxx-with-libomp"
+    wrapper.write_text(f"#!/bin/sh\nexec {cxx} \"$@\" -L{tmp_path} -Wl,--no-as-needed -lomp "
+                       f"-Wl,-rpath,{tmp_path}\n")
+    wrapper.chmod(0o755)
+    monkeypatch.delenv("LSTMKIT_OPENMP", raising=False)
+    monkeypatch.setattr(build, "_openmp_probe", {})
+    assert build._compiler_has_openmp()  # the plain compiler: torch's own runtime
+    monkeypatch.setenv("CXX", str(wrapper))
+    assert not build._compiler_has_openmp()
+    assert not build.uses_openmp()
+    assert "-fopenmp" not in build.compiler_flags(build.selected_isa())
 
 
 ISA_CHECK = """

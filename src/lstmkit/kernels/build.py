@@ -186,7 +186,8 @@ def _openmp_request() -> str:
 def uses_openmp() -> bool:
     """Whether the build compiles with ``-fopenmp``, so that its ``at::parallel_for`` runs on torch's
     own OpenMP pool: torch's backend is OpenMP, ``$LSTMKIT_OPENMP`` is not ``0``, and the compiler
-    builds and links an OpenMP shared library (Apple's clang, for one, cannot). Otherwise the kernels'
+    builds and links an OpenMP shared library (Apple's clang, for one, cannot) whose runtime is the
+    one torch loaded (see :func:`_compiler_has_openmp`). Otherwise the kernels'
     threads come from torch's inter-op pool (see ``csrc/parallel.cpp``).
 
     Raises ValueError for a ``LSTMKIT_OPENMP`` other than ``auto``, ``1`` or ``0``."""
@@ -201,22 +202,67 @@ def uses_openmp() -> bool:
     return _openmp_probe[key]
 
 
+# The OpenMP runtimes by file name (GNU's, LLVM's, Intel's); torch's wheels may suffix them.
+_OPENMP_RUNTIMES = ("libgomp", "libomp", "libiomp")
+
+# Run in a fresh interpreter: import torch (which maps its OpenMP runtime), load the probe library, and
+# print the OpenMP runtimes the probe brought in beside torch's, or null where the loaded libraries
+# cannot be listed (neither /proc/self/maps nor macOS's dyld).
+_RUNTIME_CHECK = r"""
+import ctypes, json, sys
+from pathlib import Path
+import torch
+torch.ones(64).sum()
+
+def loaded():
+    maps = Path("/proc/self/maps")
+    if maps.is_file():
+        return {ln.split()[-1] for ln in maps.read_text().splitlines() if len(ln.split()) >= 6}
+    if sys.platform == "darwin":
+        libc = ctypes.CDLL(None)
+        libc._dyld_get_image_name.restype = ctypes.c_char_p
+        return {libc._dyld_get_image_name(i).decode() for i in range(libc._dyld_image_count())}
+    return None
+
+before = loaded()
+ctypes.CDLL(sys.argv[1])
+after = loaded()
+new = None if before is None else sorted(p for p in after - before if Path(p).name.startswith(%r))
+print(json.dumps(new))
+""" % (_OPENMP_RUNTIMES,)
+
+
 def _compiler_has_openmp() -> bool:
-    """Can the compiler build and link a shared library with ``#pragma omp parallel``?"""
+    """Can the compiler build and link a shared library with ``#pragma omp parallel`` whose OpenMP
+    runtime is torch's own? The probe library is built, then loaded beside torch in a fresh
+    interpreter: if it maps an OpenMP runtime that torch had not (LLVM's libomp from clang, or
+    Homebrew's on macOS, where torch is built with GNU's or its own bundled copy), the kernels would
+    get a second thread pool, so the answer is no and the build keeps the inter-op path."""
     cxx = _compiler()
     if shutil.which(cxx[0]) is None:
         return False
     with tempfile.TemporaryDirectory(prefix="lstmkit-probe-") as tmp:
         src = Path(tmp) / "omp.cpp"
+        lib = Path(tmp) / ("omp.dylib" if sys.platform == "darwin" else "omp.so")
         src.write_text("#include <omp.h>\nint lstmkit_probe() { int n = 0;\n"
                        "#pragma omp parallel\n{ if (omp_get_thread_num() == 0) n = omp_get_num_threads(); }\n"
                        "return n; }\n")
         try:
-            res = subprocess.run([*cxx, *_OPENMP_FLAGS, "-shared", "-fPIC", str(src), "-o",
-                                  str(Path(tmp) / "omp.so")], capture_output=True, text=True, timeout=120)
+            res = subprocess.run([*cxx, *_OPENMP_FLAGS, "-shared", "-fPIC", str(src), "-o", str(lib)],
+                                 capture_output=True, text=True, timeout=120)
+            if res.returncode != 0:
+                return False
+            check = subprocess.run([sys.executable, "-c", _RUNTIME_CHECK, str(lib)], capture_output=True,
+                                   text=True, timeout=300)
         except (OSError, subprocess.SubprocessError):
             return False
-    return res.returncode == 0
+    if check.returncode != 0:  # the probe would not even load beside torch
+        return False
+    try:
+        second = json.loads(check.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return False
+    return not second  # null (cannot tell: as before) or no second runtime
 
 
 def compiler_flags(isa: str, openmp: Optional[bool] = None) -> list[str]:
