@@ -71,12 +71,22 @@ template <typename T, typename S> inline void store_as(S* p, T v) {
   else store_vec<S>(p, v);
 }
 
-// Sum of a vector's lanes.
-template <typename S> inline S hsum(typename Vec<S>::v v) {
-  S s = 0;
-  for (int l = 0; l < Vec<S>::L; ++l) s += v[l];
-  return s;
+// Sum of a vector's lanes, as a tree: the upper half added to the lower until one lane is left
+// (log2(L) shuffles and adds; a lane-by-lane sum is one chain of L dependent adds).
+template <typename S, int B> struct VecBytes {
+  typedef S v __attribute__((vector_size(B)));
+};
+template <typename S, int B> inline S hsum_bytes(typename VecBytes<S, B>::v v) {
+  if constexpr (B == int(sizeof(S))) {
+    return v[0];
+  } else {
+    typename VecBytes<S, B / 2>::v lo, hi;
+    std::memcpy(&lo, &v, B / 2);
+    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + B / 2, B / 2);
+    return hsum_bytes<S, B / 2>(lo + hi);
+  }
 }
+template <typename S> inline S hsum(typename Vec<S>::v v) { return hsum_bytes<S, kVecBytes>(v); }
 
 // A row loop written once as a generic lambda body(tag, j, u), run on whole vectors and then on the
 // scalar tail: tag is a Vec<S>::v at j = 0, L, 2L, ... while a whole vector fits, then an S for each

@@ -185,11 +185,7 @@ template <typename S> inline S layer_norm_stats(const S* x, int64_t n, double ep
   }
   s0 += s1 + (s2 + s3);
   q0 += q1 + (q2 + q3);
-  S s = 0, q = 0;
-  for (int l = 0; l < L; ++l) {
-    s += s0[l];
-    q += q0[l];
-  }
+  S s = hsum<S>(s0), q = hsum<S>(q0);
   for (; j < n; ++j) {
     const S d = x[j] - k;
     s += d;
