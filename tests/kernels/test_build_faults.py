@@ -145,3 +145,12 @@ def test_build_errors_show_the_compilers_diagnostics():
     said = build._compiler_lines(log)
     assert said == ["/src/blas.cpp: In function 'void f()':",
                     "/src/blas.cpp:12:3: error: 'foo' was not declared in this scope"]
+
+
+def test_a_build_says_it_has_started_before_the_compiler_probes(tmp_path, monkeypatch, capfd):
+    """A first build takes about a minute (and a stuck compiler up to its probes' timeouts): the first
+    line on stderr says what is happening before any compiler runs."""
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    with pytest.raises(RuntimeError, match="no C\\+\\+ compiler"):
+        build._build(tmp_path / "lib", "portable")
+    assert "lstmkit: building the fused kernels (portable)" in capfd.readouterr().err

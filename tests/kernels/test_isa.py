@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import sys
+import warnings
 from shutil import which as shutil_which
 from pathlib import Path
 
@@ -111,6 +113,39 @@ def test_a_compiler_whose_openmp_is_a_second_runtime_gets_the_inter_op_path(tmp_
     assert not build._compiler_has_openmp()
     assert not build.uses_openmp()
     assert "-fopenmp" not in build.compiler_flags(build.selected_isa())
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").is_file() or not build.torch_uses_openmp(),
+                    reason="lists loaded libraries through /proc (Linux); torch's backend is OpenMP")
+def test_the_runtime_check_sees_this_interpreters_sys_path_and_says_when_it_cannot_run(tmp_path,
+                                                                                       monkeypatch):
+    """The check runs in a fresh interpreter: it gets this one's sys.path (a torch reached through
+    sys.path, not site-packages, is still found there), and where it cannot run at all the compiler's
+    word is taken with a warning, never a silent 'no OpenMP'."""
+    if not shutil_which(os.environ.get("CXX", "c++").split()[0]):
+        pytest.skip("no C++ compiler")
+    monkeypatch.delenv("LSTMKIT_OPENMP", raising=False)
+    bare = tmp_path / "python-without-site"  # this Python without site-packages (-S): torch only via
+    bare.write_text(f"#!/bin/sh\nexec {sys.executable} -S \"$@\"\n")  # the PYTHONPATH the check gives
+    bare.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(bare))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert build._compiler_has_openmp()
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    with pytest.warns(RuntimeWarning, match="could not check which OpenMP runtime"):
+        assert build._compiler_has_openmp()
+
+
+def test_a_cxx_with_arguments_is_refused_with_the_reason(monkeypatch):
+    """torch's builder writes CXX into build.ninja as one program name, so 'g++ -O2' would fail every
+    compile with 'g++ -O2: not found'; the build says why before it starts."""
+    cxx = os.environ.get("CXX", "c++").split()[0]
+    if not shutil_which(cxx):
+        pytest.skip("no C++ compiler")
+    monkeypatch.setenv("CXX", f"{cxx} -O2")
+    with pytest.raises(RuntimeError, match=r"single program name.*set CXX to the compiler alone"):
+        build._probe_compiler([])
 
 
 ISA_CHECK = """

@@ -67,6 +67,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -194,8 +195,8 @@ def uses_openmp() -> bool:
     want = _openmp_request()
     if want == "0" or not torch_uses_openmp():
         return False
-    if want == "1":  # asked for: a compiler without OpenMP then fails the build with its own message
-        return True
+    if want == "1":  # asked for: a compiler without OpenMP then fails the build with its own message,
+        return True  # and no runtime check is made (a second OpenMP runtime is then the user's choice)
     key = tuple(_compiler())
     if key not in _openmp_probe:
         _openmp_probe[key] = _compiler_has_openmp()
@@ -205,14 +206,19 @@ def uses_openmp() -> bool:
 # The OpenMP runtimes by file name (GNU's, LLVM's, Intel's); torch's wheels may suffix them.
 _OPENMP_RUNTIMES = ("libgomp", "libomp", "libiomp")
 
-# Run in a fresh interpreter: import torch (which maps its OpenMP runtime), load the probe library, and
-# print the OpenMP runtimes the probe brought in beside torch's, or null where the loaded libraries
-# cannot be listed (neither /proc/self/maps nor macOS's dyld).
+# Run in a fresh interpreter (given the parent's sys.path): import torch (which maps its OpenMP
+# runtime), load the probe library, and print {"new": the OpenMP runtimes the probe brought in beside
+# torch's, or null where the loaded libraries cannot be listed (neither /proc/self/maps nor macOS's
+# dyld)}, or {"unloadable": why} if the probe library does not load. Exits 3 if torch cannot be imported.
 _RUNTIME_CHECK = r"""
 import ctypes, json, sys
 from pathlib import Path
-import torch
-torch.ones(64).sum()
+try:
+    import torch
+    torch.ones(64).sum()
+except Exception as e:
+    print(json.dumps({"no_torch": repr(e)}))
+    sys.exit(3)
 
 def loaded():
     maps = Path("/proc/self/maps")
@@ -225,19 +231,40 @@ def loaded():
     return None
 
 before = loaded()
-ctypes.CDLL(sys.argv[1])
+try:
+    ctypes.CDLL(sys.argv[1])
+except OSError as e:
+    print(json.dumps({"unloadable": str(e)}))
+    sys.exit(0)
 after = loaded()
 new = None if before is None else sorted(p for p in after - before if Path(p).name.startswith(%r))
-print(json.dumps(new))
+print(json.dumps({"new": new}))
 """ % (_OPENMP_RUNTIMES,)
+
+
+def _runtime_check(lib: Path, cwd: str) -> Optional[dict]:
+    """Run _RUNTIME_CHECK on the probe library `lib`; its answer, or None if the check itself could
+    not run (no interpreter, torch not importable there, a timeout, output not understood)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] +
+                                        [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    try:
+        res = subprocess.run([sys.executable, "-c", _RUNTIME_CHECK, str(lib)], capture_output=True,
+                             text=True, timeout=300, env=env, cwd=cwd)
+        answer = json.loads(res.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+    return answer if res.returncode == 0 and isinstance(answer, dict) else None
 
 
 def _compiler_has_openmp() -> bool:
     """Can the compiler build and link a shared library with ``#pragma omp parallel`` whose OpenMP
     runtime is torch's own? The probe library is built, then loaded beside torch in a fresh
-    interpreter: if it maps an OpenMP runtime that torch had not (LLVM's libomp from clang, or
-    Homebrew's on macOS, where torch is built with GNU's or its own bundled copy), the kernels would
-    get a second thread pool, so the answer is no and the build keeps the inter-op path."""
+    interpreter (with this one's ``sys.path``): if it maps an OpenMP runtime that torch had not
+    (LLVM's libomp from clang, or Homebrew's on macOS, where torch is built with GNU's or its own
+    bundled copy), the kernels would get a second thread pool, so the answer is no and the build keeps
+    the inter-op path. If that check cannot run at all (``sys.executable`` is not a Python that can
+    import torch, say), the compiler's word is taken, as before the check existed, with a warning."""
     cxx = _compiler()
     if shutil.which(cxx[0]) is None:
         return False
@@ -250,19 +277,20 @@ def _compiler_has_openmp() -> bool:
         try:
             res = subprocess.run([*cxx, *_OPENMP_FLAGS, "-shared", "-fPIC", str(src), "-o", str(lib)],
                                  capture_output=True, text=True, timeout=120)
-            if res.returncode != 0:
-                return False
-            check = subprocess.run([sys.executable, "-c", _RUNTIME_CHECK, str(lib)], capture_output=True,
-                                   text=True, timeout=300)
         except (OSError, subprocess.SubprocessError):
             return False
-    if check.returncode != 0:  # the probe would not even load beside torch
+        if res.returncode != 0:
+            return False
+        answer = _runtime_check(lib, tmp)
+    if answer is None:
+        warnings.warn("lstmkit: could not check which OpenMP runtime the compiler's -fopenmp links "
+                      f"(a fresh {sys.executable!r} did not run the check); building with -fopenmp "
+                      "unchecked. If the compiler's OpenMP is not torch's (clang's libomp, Homebrew's), "
+                      "set LSTMKIT_OPENMP=0.", RuntimeWarning, stacklevel=2)
+        return True
+    if "unloadable" in answer:  # the probe would not even load beside torch
         return False
-    try:
-        second = json.loads(check.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return False
-    return not second  # null (cannot tell: as before) or no second runtime
+    return not answer.get("new")  # null (cannot tell: as before) or no second runtime
 
 
 def compiler_flags(isa: str, openmp: Optional[bool] = None) -> list[str]:
@@ -395,6 +423,11 @@ def _probe_compiler(flags: list[str]) -> None:
     shown = " ".join(cxx)
     if shutil.which(cxx[0]) is None:
         raise RuntimeError(f"no C++ compiler: {shown!r} was not found on PATH (set CXX or install g++)")
+    if len(cxx) > 1:  # torch's builder writes CXX into build.ninja as one program name
+        raise RuntimeError(f"CXX={os.environ.get('CXX')!r} is a command with arguments, but torch's "
+                           "extension builder runs CXX as a single program name (every compile would "
+                           f"fail with '{shown}: not found'); set CXX to the compiler alone, e.g. "
+                           f"CXX={cxx[0]}")
     with tempfile.TemporaryDirectory(prefix="lstmkit-probe-") as tmp:
         src = Path(tmp) / "probe.cpp"
         src.write_text("int lstmkit_probe(int x) { return x + 1; }\n")
@@ -433,6 +466,8 @@ def _compiler_lines(log: str) -> list[str]:
 def _build(build_dir: Path, isa: str) -> Path:
     from torch.utils import cpp_extension
 
+    print(f"lstmkit: building the fused kernels ({isa}) in {build_dir} (once per machine and "
+          "version; well under a minute)", file=sys.stderr, flush=True)
     flags = compiler_flags(isa)
     _probe_compiler(flags)
     try:
