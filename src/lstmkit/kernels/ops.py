@@ -12,6 +12,10 @@ keyword-only option flags, named results), each with
   penalty, nested ``torch.func.grad``), the backward instead recomputes the step through the
   differentiable reference path (:mod:`lstmkit.kernels.reference`) and differentiates that, so
   every higher derivative is exact, never the silent zero of a once-differentiable backward.
+  Plain eager training calls (no tracing, no dispatch mode, no tensor subclass) run the same
+  setup_context and backward through ``_EagerAutograd``, a ``torch.autograd.Function`` around the
+  operator: torch's generated Function spends about 230 us per call in ``fill_defaults`` (quadratic
+  in the schema's 30 arguments with torch 2.13), more than a short sequence's whole forward.
 
 The CPU kernels come from the compiled library (``csrc/binding.cpp``, loaded by
 :mod:`lstmkit.kernels.fused`); the schemas exist as soon as this module is imported, so a graph
@@ -222,16 +226,70 @@ for _kind in ("lstm", "gru"):
                                     setup_context=_setup(_kind), lib=_lib)
 
 
+# ---- eager training calls ----------------------------------------------------------------------------
+_SETUP = {k: _setup(k) for k in ("lstm", "gru")}
+_BACKWARD = {k: _backward(k) for k in ("lstm", "gru")}
+
+
+class _EagerAutograd(torch.autograd.Function):
+    """The forward operators' autograd for plain eager calls: the same setup_context and backward as
+    registered above, around the operator called with grad mode off. It exists for speed only: the
+    Function that ``register_autograd`` generates calls ``torch._library.utils.fill_defaults`` on every
+    call, which reads the schema's argument list (a new Python list on each access) twice per
+    argument: quadratic in the 30 arguments of ``lstm_forward``, about 230 us a call with torch 2.13
+    (pytorch/pytorch#195110 makes it linear). Traced calls (torch.compile, torch.export, jit.trace,
+    any dispatch mode or tensor subclass) keep the operator's own autograd, which those tools see."""
+
+    @staticmethod
+    def forward(ctx, kind, options, *args):
+        out = getattr(torch.ops.lstmkit, f"{kind}_forward")(*args, **options)
+        ctx.kind = kind
+        _SETUP[kind](ctx, args, out, options)
+        return out
+
+    @staticmethod
+    def backward(ctx, *grads):
+        needs = ctx.needs_input_grad
+        ctx.needs_input_grad = needs[2:]  # kind and options come first
+        try:
+            res = _BACKWARD[ctx.kind](ctx, *grads)
+        finally:
+            ctx.needs_input_grad = needs
+        return (None, None, *res)
+
+
+def _plain_eager_grad(kwargs: dict) -> bool:
+    """A call that needs autograd, in plain eager mode: grad on, a plain tensor requiring grad, and
+    nothing tracing or intercepting it."""
+    if not torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return False
+    if torch.compiler.is_exporting() or torch._C._len_torch_dispatch_stack() > 0:
+        return False
+    tensors = [t for t in kwargs.values() if isinstance(t, Tensor)]
+    return (all(type(t) in (Tensor, torch.nn.Parameter) for t in tensors)
+            and any(t.requires_grad for t in tensors)
+            and not torch._C._are_functorch_transforms_active())
+
+
+def _forward(kind: str, kwargs: dict) -> tuple[Tensor, ...]:
+    op = f"{kind}_forward"
+    if not _plain_eager_grad(kwargs):
+        return getattr(torch.ops.lstmkit, op)(**kwargs)
+    inputs, options, _ = S.OPERATORS[op]
+    return _EagerAutograd.apply(kind, {o.name: kwargs[o.name] for o in options if o.name in kwargs},
+                                *(kwargs.get(a.name) for a in inputs))
+
+
 # ---- calls by name ----------------------------------------------------------------------------------
 def lstm_forward(**kwargs) -> dict[str, Tensor]:
     """Run ``lstmkit::lstm_forward`` with named arguments; its results by name (None if absent)."""
-    out = torch.ops.lstmkit.lstm_forward(**kwargs)
+    out = _forward("lstm", kwargs)
     a = _bind("lstm_forward", (), kwargs)
     return {r.name: (t if r.when is None or r.when(a) else None) for r, t in zip(S.LSTM_RESULTS, out)}
 
 
 def gru_forward(**kwargs) -> dict[str, Tensor]:
     """Run ``lstmkit::gru_forward`` with named arguments; its results by name (None if absent)."""
-    out = torch.ops.lstmkit.gru_forward(**kwargs)
+    out = _forward("gru", kwargs)
     a = _bind("gru_forward", (), kwargs)
     return {r.name: (t if r.when is None or r.when(a) else None) for r, t in zip(S.GRU_RESULTS, out)}
