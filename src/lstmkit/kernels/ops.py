@@ -263,7 +263,8 @@ def _plain_eager_grad(kwargs: dict) -> bool:
     nothing tracing or intercepting it."""
     if not torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.jit.is_tracing():
         return False
-    if torch.compiler.is_exporting() or torch._C._len_torch_dispatch_stack() > 0:
+    exporting = getattr(torch.compiler, "is_exporting", None)  # (torch >= 2.4)
+    if (exporting is not None and exporting()) or torch._C._len_torch_dispatch_stack() > 0:
         return False
     tensors = [t for t in kwargs.values() if isinstance(t, Tensor)]
     return (all(type(t) in (Tensor, torch.nn.Parameter) for t in tensors)
