@@ -93,3 +93,28 @@ def test_layers_train_through_the_eager_path():
     assert any(type(f).__name__ == "_EagerAutogradBackward" for f in seen)
     y.sum().backward()
     assert x.grad is not None and all(p.grad is not None for p in m.parameters())
+
+
+@needs_fused
+def test_calls_the_operator_would_refuse_are_refused_the_same_way_with_grad():
+    """(From the newcomer pass: the eager path had filled a missing tensor with None, which crashed the
+    kernel, dropped misspelt names, and kept only the options given.)"""
+    import pytest
+
+    kw, _ = _lstm_kwargs(False)
+    kw.pop("weight_peephole")
+    for name in ("x", "h0", "c0", "weight_ih", "weight_hh"):
+        partial = {k: v for k, v in kw.items() if k != name}
+        with pytest.raises(RuntimeError, match=f"missing value for argument '{name}'"):
+            ops.lstm_forward(**partial)
+    with pytest.raises(RuntimeError, match="Unknown keyword argument 'layernorm'"):
+        ops.lstm_forward(**kw, layernorm=True)
+    with pytest.raises(ValueError, match="c0: expected a tensor, got None"):
+        torch.ops.lstmkit.lstm_forward(*(kw[k].detach() for k in ("x", "h0")), None,
+                                       *(kw[k].detach() for k in ("weight_ih", "weight_hh")))
+    # only some options given: the others take the operator's defaults, second derivatives included
+    y = ops.lstm_forward(**kw, peephole=False)["h_all"]
+    assert type(y.grad_fn).__name__ == "_EagerAutogradBackward"
+    (gx,) = torch.autograd.grad(y.pow(2).sum(), kw["x"], create_graph=True)
+    (gw,) = torch.autograd.grad(gx.sum(), kw["weight_ih"])
+    assert torch.isfinite(gw).all() and gw.abs().sum() > 0

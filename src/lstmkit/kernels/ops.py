@@ -273,11 +273,18 @@ def _plain_eager_grad(kwargs: dict) -> bool:
 
 
 def _forward(kind: str, kwargs: dict) -> tuple[Tensor, ...]:
+    """One call of the forward operator with named arguments: through _EagerAutograd where that
+    applies, with the operator's own defaults filled in (as torch's fill_defaults does); a call the
+    operator would refuse (an unknown name, a required tensor missing or None) goes to the operator,
+    which says what is wrong."""
     op = f"{kind}_forward"
-    if not _plain_eager_grad(kwargs):
-        return getattr(torch.ops.lstmkit, op)(**kwargs)
     inputs, options, _ = S.OPERATORS[op]
-    return _EagerAutograd.apply(kind, {o.name: kwargs[o.name] for o in options if o.name in kwargs},
+    names = {a.name for a in inputs} | {o.name for o in options}
+    well_formed = kwargs.keys() <= names and all(
+        kwargs.get(a.name) is not None for a in inputs if not a.type.endswith("?"))
+    if not (well_formed and _plain_eager_grad(kwargs)):
+        return getattr(torch.ops.lstmkit, op)(**kwargs)
+    return _EagerAutograd.apply(kind, {o.name: kwargs.get(o.name, o.default) for o in options},
                                 *(kwargs.get(a.name) for a in inputs))
 
 

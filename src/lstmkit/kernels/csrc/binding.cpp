@@ -239,6 +239,11 @@ void check_args(const Args& args, const Dims& d, bool lstm, c10::ScalarType dt) 
 // The call's dimensions from x (T, N, I) and the recurrent weights: LSTM weight_hh (4H, P) and
 // weight_hr (P, H) when present; GRU weight_hh (3H, H).
 Dims dims_of(const Args& args, bool lstm) {
+  // a Tensor (not Tensor?) argument given as None arrives undefined: refuse it by name
+  for (const c10::Argument& arg : args.schema().arguments())
+    TORCH_CHECK_VALUE(arg.type()->kind() != c10::TypeKind::TensorType || args.tensor(arg.name().c_str()).defined(),
+                      "lstmkit fused: ", args.schema().name(), ": ", arg.name(),
+                      ": expected a tensor, got None");
   const Tensor x = args.tensor("x"), whh = args.tensor("weight_hh");
   TORCH_CHECK_VALUE(x.dim() == 3, "lstmkit fused: x: expected a 3-D tensor (T, N, I), got shape ",
               shape_str(x.sizes()));
