@@ -154,3 +154,27 @@ def test_a_build_says_it_has_started_before_the_compiler_probes(tmp_path, monkey
     with pytest.raises(RuntimeError, match="no C\\+\\+ compiler"):
         build._build(tmp_path / "lib", "portable")
     assert "lstmkit: building the fused kernels (portable)" in capfd.readouterr().err
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="looks for the processes in /proc (Linux)")
+def test_a_stuck_compiler_is_stopped_with_its_children(tmp_path, monkeypatch):
+    """A compiler driver that hangs is killed with everything it started (cc1plus for g++), and the
+    error says it timed out."""
+    marker = f"lstmkit-stuck-{os.getpid()}"
+    cxx = tmp_path / "stuck-cxx"
+    cxx.write_text(f"#!/bin/sh\nsh -c 'sleep 300; :' {marker} &\nsleep 300\n")  # $0 = the marker
+    cxx.chmod(0o755)
+    monkeypatch.setenv("CXX", str(cxx))
+    monkeypatch.setattr(build, "_PROBE_TIMEOUT", 1)
+    with pytest.raises(RuntimeError, match="timed out after 1 second"):
+        build._probe_compiler([])
+    time.sleep(0.2)
+
+    def cmdline(p: Path) -> bytes:
+        try:
+            return (p / "cmdline").read_bytes()
+        except OSError:  # gone meanwhile
+            return b""
+
+    left = [p.name for p in Path("/proc").iterdir() if p.name.isdigit() and marker.encode() in cmdline(p)]
+    assert not left, f"the compiler's child outlived the timeout: pids {left}"

@@ -62,6 +62,7 @@ import os
 import platform
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -203,6 +204,26 @@ def uses_openmp() -> bool:
     return _openmp_probe[key]
 
 
+# Seconds a probe's compiler (or the runtime check's interpreter) may take before it is stopped.
+_PROBE_TIMEOUT = 120
+
+
+def _run(cmd: list[str], timeout: float, **kw) -> subprocess.CompletedProcess:
+    """subprocess.run(cmd, capture_output=True, text=True) in a session of its own: on a timeout the
+    whole process group is killed (a compiler driver's cc1plus too, not only the driver), then
+    subprocess.TimeoutExpired is raised as by subprocess.run."""
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True, **kw) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()  # (not communicate: a process that left the group may still hold the pipes)
+            raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 # The OpenMP runtimes by file name (GNU's, LLVM's, Intel's); torch's wheels may suffix them.
 _OPENMP_RUNTIMES = ("libgomp", "libomp", "libiomp")
 
@@ -249,8 +270,8 @@ def _runtime_check(lib: Path, cwd: str) -> Optional[dict]:
     env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] +
                                         [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     try:
-        res = subprocess.run([sys.executable, "-c", _RUNTIME_CHECK, str(lib)], capture_output=True,
-                             text=True, timeout=300, env=env, cwd=cwd)
+        res = _run([sys.executable, "-c", _RUNTIME_CHECK, str(lib)], 2.5 * _PROBE_TIMEOUT, env=env,
+                   cwd=cwd)
         answer = json.loads(res.stdout.strip().splitlines()[-1])
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
         return None
@@ -275,8 +296,8 @@ def _compiler_has_openmp() -> bool:
                        "#pragma omp parallel\n{ if (omp_get_thread_num() == 0) n = omp_get_num_threads(); }\n"
                        "return n; }\n")
         try:
-            res = subprocess.run([*cxx, *_OPENMP_FLAGS, "-shared", "-fPIC", str(src), "-o", str(lib)],
-                                 capture_output=True, text=True, timeout=120)
+            res = _run([*cxx, *_OPENMP_FLAGS, "-shared", "-fPIC", str(src), "-o", str(lib)],
+                       _PROBE_TIMEOUT)
         except (OSError, subprocess.SubprocessError):
             return False
         if res.returncode != 0:
@@ -432,8 +453,8 @@ def _probe_compiler(flags: list[str]) -> None:
         src = Path(tmp) / "probe.cpp"
         src.write_text("int lstmkit_probe(int x) { return x + 1; }\n")
         try:
-            res = subprocess.run([*cxx, *flags, "-x", "c++", "-c", str(src), "-o", str(Path(tmp) / "p.o")],
-                                 capture_output=True, text=True, timeout=120)
+            res = _run([*cxx, *flags, "-x", "c++", "-c", str(src), "-o", str(Path(tmp) / "p.o")],
+                       _PROBE_TIMEOUT)
         except (OSError, subprocess.SubprocessError) as e:
             raise RuntimeError(f"the C++ compiler {shown!r} could not be run: {e}") from None
     if res.returncode != 0:
