@@ -3,6 +3,7 @@ setup_context and backward, without torch's per-call fill_defaults); it must giv
 operator's own registered autograd gives, and traced calls must keep the operator's autograd."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 import lstmkit
@@ -68,8 +69,9 @@ def test_traced_and_no_grad_calls_keep_the_operator():
     kw, opts = _lstm_kwargs(False)
     with torch.no_grad():
         assert not ops._plain_eager_grad(kw)
-    fake = {k: (torch.nn.Parameter(v.detach()) if isinstance(v, torch.Tensor) else v) for k, v in kw.items()}
-    assert ops._plain_eager_grad(fake)  # parameters are plain tensors too
+    params = {k: (torch.nn.Parameter(v.detach()) if isinstance(v, torch.Tensor) else v)
+              for k, v in kw.items()}
+    assert ops._plain_eager_grad(params)  # parameters are plain tensors too
     from torch._subclasses.fake_tensor import FakeTensorMode
     with FakeTensorMode():
         assert not ops._plain_eager_grad(kw)  # a dispatch mode is active
@@ -99,8 +101,6 @@ def test_layers_train_through_the_eager_path():
 def test_calls_the_operator_would_refuse_are_refused_the_same_way_with_grad():
     """(From the newcomer pass: the eager path had filled a missing tensor with None, which crashed the
     kernel, dropped misspelt names, and kept only the options given.)"""
-    import pytest
-
     kw, _ = _lstm_kwargs(False)
     kw.pop("weight_peephole")
     for name in ("x", "h0", "c0", "weight_ih", "weight_hh"):

@@ -221,14 +221,15 @@ def _backward(kind: str):
     return backward
 
 
+# one setup_context and one backward per kind, shared by the registered autograd and _EagerAutograd
+_SETUP = {k: _setup(k) for k in ("lstm", "gru")}
+_BACKWARD = {k: _backward(k) for k in ("lstm", "gru")}
 for _kind in ("lstm", "gru"):
-    torch.library.register_autograd(f"{NAMESPACE}::{_kind}_forward", _backward(_kind),
-                                    setup_context=_setup(_kind), lib=_lib)
+    torch.library.register_autograd(f"{NAMESPACE}::{_kind}_forward", _BACKWARD[_kind],
+                                    setup_context=_SETUP[_kind], lib=_lib)
 
 
 # ---- eager training calls ----------------------------------------------------------------------------
-_SETUP = {k: _setup(k) for k in ("lstm", "gru")}
-_BACKWARD = {k: _backward(k) for k in ("lstm", "gru")}
 
 
 class _EagerAutograd(torch.autograd.Function):
@@ -258,13 +259,15 @@ class _EagerAutograd(torch.autograd.Function):
         return (None, None, *res)
 
 
+_is_exporting = getattr(torch.compiler, "is_exporting", lambda: False)  # (torch >= 2.4)
+
+
 def _plain_eager_grad(kwargs: dict) -> bool:
     """A call that needs autograd, in plain eager mode: grad on, a plain tensor requiring grad, and
     nothing tracing or intercepting it."""
     if not torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.jit.is_tracing():
         return False
-    exporting = getattr(torch.compiler, "is_exporting", None)  # (torch >= 2.4)
-    if (exporting is not None and exporting()) or torch._C._len_torch_dispatch_stack() > 0:
+    if _is_exporting() or torch._C._len_torch_dispatch_stack() > 0:
         return False
     tensors = [t for t in kwargs.values() if isinstance(t, Tensor)]
     return (all(type(t) in (Tensor, torch.nn.Parameter) for t in tensors)
@@ -272,20 +275,28 @@ def _plain_eager_grad(kwargs: dict) -> bool:
             and not torch._C._are_functorch_transforms_active())
 
 
+def _call_table(kind: str):
+    """Of a forward operator: every argument name, the required tensors, the inputs in order, the
+    options."""
+    inputs, options, _ = S.OPERATORS[f"{kind}_forward"]
+    return (set(_names(inputs + options)), [a.name for a in inputs if not a.type.endswith("?")],
+            _names(inputs), options)
+
+
+_CALL = {k: _call_table(k) for k in ("lstm", "gru")}
+
+
 def _forward(kind: str, kwargs: dict) -> tuple[Tensor, ...]:
     """One call of the forward operator with named arguments: through _EagerAutograd where that
     applies, with the operator's own defaults filled in (as torch's fill_defaults does); a call the
     operator would refuse (an unknown name, a required tensor missing or None) goes to the operator,
     which says what is wrong."""
-    op = f"{kind}_forward"
-    inputs, options, _ = S.OPERATORS[op]
-    names = {a.name for a in inputs} | {o.name for o in options}
-    well_formed = kwargs.keys() <= names and all(
-        kwargs.get(a.name) is not None for a in inputs if not a.type.endswith("?"))
+    names, required, inputs, options = _CALL[kind]
+    well_formed = kwargs.keys() <= names and all(kwargs.get(n) is not None for n in required)
     if not (well_formed and _plain_eager_grad(kwargs)):
-        return getattr(torch.ops.lstmkit, op)(**kwargs)
+        return getattr(torch.ops.lstmkit, f"{kind}_forward")(**kwargs)
     return _EagerAutograd.apply(kind, {o.name: kwargs.get(o.name, o.default) for o in options},
-                                *(kwargs.get(a.name) for a in inputs))
+                                *(kwargs.get(n) for n in inputs))
 
 
 # ---- calls by name ----------------------------------------------------------------------------------

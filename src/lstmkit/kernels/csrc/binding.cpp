@@ -241,7 +241,8 @@ void check_args(const Args& args, const Dims& d, bool lstm, c10::ScalarType dt) 
 Dims dims_of(const Args& args, bool lstm) {
   // a Tensor (not Tensor?) argument given as None arrives undefined: refuse it by name
   for (const c10::Argument& arg : args.schema().arguments())
-    TORCH_CHECK_VALUE(arg.type()->kind() != c10::TypeKind::TensorType || args.tensor(arg.name().c_str()).defined(),
+    TORCH_CHECK_VALUE(arg.type()->kind() != c10::TypeKind::TensorType ||
+                          args.tensor(arg.name().c_str()).defined(),
                       "lstmkit fused: ", args.schema().name(), ": ", arg.name(),
                       ": expected a tensor, got None");
   const Tensor x = args.tensor("x"), whh = args.tensor("weight_hh");
