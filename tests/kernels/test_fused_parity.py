@@ -70,11 +70,15 @@ def test_lstm_shapes_across_threads_and_panels(preset, shape, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("x_grad", [True, False], ids=["dx", "no-dx"])
-@pytest.mark.parametrize("situation", ["plain", "V+proj+lengths", "CIFG+FGR+masks", "no-bias", "wide"])
+@pytest.mark.parametrize("situation", ["plain", "V+proj+lengths", "CIFG+FGR+masks", "no-bias", "wide",
+                                       "many-rows", "many-rows+masks", "many-rows+wide-A"])
 def test_layer_norm_input_side_both_ways(situation, x_grad, dtype):
-    """Layer norm's input-side backward has two implementations: with dx wanted it runs after the
-    time loop, rewritten through x (xw is not kept); without, in the loop from the kept xw. Both
-    must equal the reference, padding included."""
+    """Layer norm's input-side backward has three implementations: with dx wanted it is rewritten
+    through x (xw is not kept), its two products over all rows computed either in the time loop
+    while each chunk's dz is in L1 (4 or more rows a thread, A within 256 KiB: "wide" and
+    "many-rows*" but "+wide-A") or after the loop over the kept dz (the others); without dx, in the
+    loop from the kept xw. All must equal the reference, padding included (I = 5 and 33 are not
+    whole vectors)."""
     ln = LSTMOptions(layer_norm=True)
     case = {
         "plain": lambda: lstm_case(ln, dtype, x_grad=x_grad),
@@ -86,6 +90,13 @@ def test_layer_norm_input_side_both_ways(situation, x_grad, dtype):
         "no-bias": lambda: lstm_case(ln, dtype, bias=False, x_grad=x_grad),
         "wide": lambda: lstm_case(ln, dtype, T=6, N=9, I=33, H=70, lengths=[6, 1, 6, 5, 6, 2, 6, 6, 3],
                                   x_grad=x_grad),
+        "many-rows": lambda: lstm_case(ln, dtype, T=4, N=13, I=5, H=6, x_grad=x_grad),
+        "many-rows+masks": lambda: lstm_case(
+            LSTMOptions(peephole=True, coupled=True, gate_recurrence=True, layer_norm=True), dtype,
+            T=5, N=16, I=5, H=6, P=3, lengths=[5, 1, 3, 5, 2, 5, 4, 5, 5, 1, 2, 3, 4, 5, 5, 5], rec=True,
+            zoneout_c=True, zoneout_h=True, x_grad=x_grad),
+        "many-rows+wide-A": lambda: lstm_case(ln, dtype, T=3, N=8, I=40, H=512, lengths=[3, 1, 3, 2, 3, 3, 1, 3],
+                                              x_grad=x_grad),
     }[situation]()
     check_against(case)
 

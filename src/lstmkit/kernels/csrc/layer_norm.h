@@ -97,6 +97,47 @@ inline void projection_ln_backward_h(int64_t G4, const S* dz, const S* hw, const
   for (int64_t j = 0; j < G4; ++j) dhw[j] = rh * (dz[j] * ghh[j] - m1 - (hw[j] - mh) * rh * m2);
 }
 
+// The input side's two products over all rows (see ln_input_backward), for one chunk of CR rows
+// inside the backward loop, while the chunk's dz is still in L1 (it is then never written out):
+//   Y (CR, Ip) = D Wg  and  Acc (4H, Ip) += D^T XS,
+// D (CR, G4) the chunk's dz, Wg (G4, Ip) = diag(g_ih) W_ih, XS (CR, Ip) the rows rstd_ih x, Acc the
+// thread's partial A; Ip is I padded to whole vectors (the padding columns zero). Each broadcast of
+// dz[r, j] feeds both products; Y's rows stay in registers, Acc's row j is read and written once per
+// chunk.
+template <typename S, int CR>
+inline void input_side_rows(int64_t G4, int64_t Ip, const S* D, const S* Wg, const S* XS, S* Y, S* Acc) {
+  using V = typename Vec<S>::v;
+  constexpr int L = Vec<S>::L;
+  for (int64_t c = 0; c < Ip; c += L) {
+    V y[CR], xs[CR];
+    for (int r = 0; r < CR; ++r) {
+      y[r] = V{};
+      xs[r] = load_vec<S>(XS + r * Ip + c);
+    }
+    for (int64_t j = 0; j < G4; ++j) {
+      const V w = load_vec<S>(Wg + j * Ip + c);
+      V acc = load_vec<S>(Acc + j * Ip + c);
+      for (int r = 0; r < CR; ++r) {
+        const S d = D[r * G4 + j];
+        y[r] += d * w;
+        acc += d * xs[r];
+      }
+      store_vec<S>(Acc + j * Ip + c, acc);
+    }
+    for (int r = 0; r < CR; ++r) store_vec<S>(Y + r * Ip + c, y[r]);
+  }
+}
+
+// input_side_rows<S, cr> for a run-time cr <= CR.
+template <typename S, int CR>
+inline void input_side_rows_n(int64_t cr, int64_t G4, int64_t Ip, const S* D, const S* Wg, const S* XS,
+                              S* Y, S* Acc) {
+  if constexpr (CR > 1) {
+    if (cr < CR) return input_side_rows_n<S, CR - 1>(cr, G4, Ip, D, Wg, XS, Y, Acc);
+  }
+  input_side_rows<S, CR>(G4, Ip, D, Wg, XS, Y, Acc);
+}
+
 // The input side of layer norm, after the loop (kInputGrad). z = LN(xw) g_ih + ... with xw = x W^T
 // (W = W_ih (4H, I)); per row r, with u = dz * g_ih, xhat = (xw - mean) * rstd and G = 4H:
 //   dxw = rstd * (u - m1 - xhat * m2),  m1 = sum(u) / G,  m2 = sum(u * xhat) / G.
@@ -108,8 +149,11 @@ inline void projection_ln_backward_h(int64_t G4, const S* dz, const S* hw, const
 //   dg_ih = sum_r dz * xhat = rowsum(W * A) - dz^T (rstd mean)  (the last term from the loop, in dlih)
 // with beta = sum_r rstd m1 x, C = x^T diag(c) x, gamma = sum_r c mean x, c = rstd^2 m2.
 // The two products over all rows, A and V, have the shapes of the dW_ih and dx products they replace.
+// They are computed here in one pass over dz, unless the loop has computed them already (A_pre and
+// V_pre given, dz null: input_side_rows).
 template <typename S>
-void ln_input_backward(const LstmBackward<S>& b, const S* dz, const S* s1x, S* dlih) {
+void ln_input_backward(const LstmBackward<S>& b, const S* dz, const S* s1x, S* dlih,
+                       const S* A_pre = nullptr, const S* V_pre = nullptr) {
   const LstmForward<S>& a = b.f;
   const LstmConfig& k = a.cfg;
   const int64_t T = k.T, N = k.N, I = k.I, G4 = 4 * k.H, TN = T * N;
@@ -124,26 +168,32 @@ void ln_input_backward(const LstmBackward<S>& b, const S* dz, const S* s1x, S* d
   }
   // one pass over dz: A = dz^T (rstd x) (4H, I) and V = dz diag(g_ih) W (TN, I)
   const bool want_a = b.dw_ih || dlih, want_v = b.dx || b.dw_ih;
-  std::vector<S> A(want_a ? size_t(G4 * I) : 0), Wg(want_v ? size_t(G4 * I) : 0);
-  S* XS = want_a ? scratch<S>(4, TN * I) : nullptr;
-  S* V = want_v ? scratch<S>(5, TN * I) : nullptr;
-  if (want_a) {
+  const bool pre = A_pre != nullptr;
+  std::vector<S> A(want_a && !pre ? size_t(G4 * I) : 0), Wg(want_v && !pre ? size_t(G4 * I) : 0);
+  S* XS = want_a && !pre ? scratch<S>(4, TN * I) : nullptr;
+  S* V = pre ? const_cast<S*>(V_pre) : want_v ? scratch<S>(5, TN * I) : nullptr;
+  const S* Ad = pre ? A_pre : A.data();
+  if (want_a && !pre) {
     for (int64_t r = 0; r < TN; ++r) {
       const S* xr = a.x + r * I;
       S* d = XS + r * I;
       for (int64_t l = 0; l < I; ++l) d[l] = rstd[r] * xr[l];
     }
   }
-  if (want_v) {
+  if (want_v && !pre) {
     for (int64_t j = 0; j < G4; ++j)
       for (int64_t l = 0; l < I; ++l) Wg[j * I + l] = gih[j] * W[j * I + l];
   }
-  if (want_a) rows_pass<S>(TN, G4, dz, Wg.data(), I, V, XS, I, A.data());
-  else if (want_v) project_rows<S>(false, TN, G4, I, dz, Wg.data(), V);
+  if (pre) {
+  } else if (want_a) {
+    rows_pass<S>(TN, G4, dz, Wg.data(), I, V, XS, I, A.data());
+  } else if (want_v) {
+    project_rows<S>(false, TN, G4, I, dz, Wg.data(), V);
+  }
   if (dlih) {
     for (int64_t j = 0; j < G4; ++j) {
       S sum = 0;
-      for (int64_t l = 0; l < I; ++l) sum += W[j * I + l] * A[j * I + l];
+      for (int64_t l = 0; l < I; ++l) sum += W[j * I + l] * Ad[j * I + l];
       dlih[j] = sum - dlih[j];
     }
   }
@@ -209,7 +259,7 @@ void ln_input_backward(const LstmBackward<S>& b, const S* dz, const S* s1x, S* d
     gemm<S>(false, false, G4, I, I, S(1), W, I, C.data(), I, S(0), b.dw_ih, I);  // W C
     for (int64_t j = 0; j < G4; ++j) {
       S* d = b.dw_ih + j * I;
-      const S* Aj = A.data() + j * I;
+      const S* Aj = Ad + j * I;
       for (int64_t l = 0; l < I; ++l) d[l] = gih[j] * Aj[l] - beta[l] - d[l] + gamma[l];
     }
   }

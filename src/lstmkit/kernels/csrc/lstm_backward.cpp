@@ -39,11 +39,18 @@ struct BackBuffers {
   S* dzifo;  // (T, N, 3H) gate-recurrence operand [dz_i; dz_f; dz_o], or null
   S* dhnew;  // (T, N, P) dL/d(projected h_t before zoneout), or null without projection
   S* s1x;    // (T, N) sum(dz * g_ih) per row (ln_input_after_loop), or null
+  // ln_input_after_loop with the input side's products in the loop (input_side_rows; dxw is then
+  // null, dz is not written out): Wg (4H, Ip) = diag(g_ih) W_ih with I padded to Ip, V (T, N, I),
+  // and per thread A (4H, Ip) at a_part + tid * 4H * Ip. Ip == 0: the products run after the loop.
+  int64_t Ip = 0;
+  const S* Wg = nullptr;
+  S* V = nullptr;
+  S* a_part = nullptr;
 };
 
 template <typename S>
 void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk, const PackedB<S>& whh,
-                   const PackedB<S>* whr, const PackedB<S>* wgr, Acc<S> acc) {
+                   const PackedB<S>* whr, const PackedB<S>* wgr, Acc<S> acc, S* a_part) {
   const LstmForward<S>& a = b.f;
   const LstmConfig& k = a.cfg;
   const int64_t T = k.T, N = k.N, H = k.H, P = k.P, G4 = 4 * H, H3 = 3 * H;
@@ -62,7 +69,8 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
   if (b.dc_n != nullptr) std::memcpy(dc, b.dc_n + r0 * H, sizeof(S) * rows * H);
   else zero(dc, rows * H);
 
-  S* sbuf = scratch<S>(4, rows * (P + P + H3 + G4) + 7 * H);
+  const int64_t Ip = w.Ip, xrows = Ip > 0 ? std::min(rows, whh.chunk_rows()) : 0;
+  S* sbuf = scratch<S>(4, rows * (P + P + H3 + G4) + 7 * H + 2 * xrows * Ip);
   S* dhn_own = sbuf;                 // (rows, P) dL/dh_new when there is no projection buffer
   S* rec = dhn_own + rows * P;       // (rows, P) dz W_hh
   S* da = rec + rows * P;            // (rows, 3H) dL/d[i; f; o]_t from step t + 1
@@ -71,6 +79,8 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
   S* chat = y + H;
   S* dcn = chat + H;
   S* dzrow = dcn + H;
+  S* xs_rows = dzrow + 4 * H;   // (chunk, Ip) rstd_ih x of the chunk's rows (in-loop input side)
+  S* v_rows = xs_rows + xrows * Ip;  // (chunk, Ip) their rows of V
   if (fgr) zero(da, rows * H3);
   const int64_t chunk = std::min(rows, whh.chunk_rows());
   const int64_t nch = (rows + chunk - 1) / chunk;
@@ -185,7 +195,28 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
         }
       }
 
-      if (stream) stream_copy(w.dxw + (t * N + c0) * G4, dxw_step, cr * G4);
+      if (Ip > 0) {  // the input side's products while dz is in L1 (w.dxw is not kept)
+        for (int64_t n = c0; n < c0 + cr; ++n) {
+          const int64_t row = t * N + n;
+          S* xs = xs_rows + (n - c0) * Ip;
+          zero(xs, Ip);
+          if (!valid(a.lengths, t, n)) continue;
+          const S rs = a.stats[row * 6 + 1];
+          const S* xr = a.x + row * k.I;
+          for (int64_t l = 0; l < k.I; ++l) xs[l] = rs * xr[l];
+        }
+        const int64_t nb = (cr + kBlockRows - 1) / kBlockRows;  // blocks as even as possible
+        for (int64_t q2 = 0, r = 0; q2 < nb; ++q2) {
+          const int64_t mr = cr / nb + (q2 < cr % nb ? 1 : 0);
+          input_side_rows_n<S, kBlockRows>(mr, G4, Ip, dxw_step + r * G4, w.Wg, xs_rows + r * Ip,
+                                           v_rows + r * Ip, a_part);
+          r += mr;
+        }
+        for (int64_t n = c0; n < c0 + cr; ++n)
+          std::memcpy(w.V + (t * N + n) * k.I, v_rows + (n - c0) * Ip, sizeof(S) * k.I);
+      } else if (stream) {
+        stream_copy(w.dxw + (t * N + c0) * G4, dxw_step, cr * G4);
+      }
       // dL/dh_{t-1} = zoneout share + (dz W_hh) * mask
       whh.mul(cr, dzh_step ? dzh_step : w.dzh + (t * N + c0) * G4, G4, rec + (c0 - r0) * P, P, false);
       if (dzh_step) stream_copy(w.dzh + (t * N + c0) * G4, dzh_step, cr * G4);
@@ -230,9 +261,31 @@ void lstm_backward(const LstmBackward<S>& b) {
   std::unique_ptr<PackedB<S>> whr, wgr;
   if (proj) whr.reset(new PackedB<S>(false, P, H, a.w_hr, H, max_rows));
   if (fgr) wgr.reset(new PackedB<S>(false, H3, H3, a.w_gr, H3, max_rows));
+  // Layer norm with kInputGrad: the input side's products (ln_input_backward's A and V) run in the
+  // loop, chunk by chunk while dz is in L1, so that dz is never written out and read back (two
+  // passes over a (T, N, 4H) array through memory). Where the chunks have few rows (fewer than 4 per
+  // thread: the per-chunk read and write of A is then not amortised) or A would not stay in L2 (over
+  // 256 KiB a thread), they run after the loop over the kept dz instead.
+  constexpr int L = Vec<S>::L;
+  const int64_t Ip = (I + L - 1) / L * L;
+  const bool in_loop = ln_input_after_loop(k) && N / nth >= 4 &&
+                       G4 * Ip * int64_t(sizeof(S)) <= (int64_t(256) << 10);
+  std::vector<S> wg, a_parts;
+  if (in_loop) {
+    wg.assign(size_t(G4 * Ip), S(0));
+    for (int64_t j = 0; j < G4; ++j)
+      for (int64_t l = 0; l < I; ++l) wg[j * Ip + l] = a.ln_ih[j] * a.w_ih[j * I + l];
+    a_parts.assign(size_t(nth * G4 * Ip), S(0));
+    w.Ip = Ip;
+    w.Wg = wg.data();
+    w.V = scratch<S>(1, T * N * I);  // slot 1: dz (w.dxw) is not kept
+    w.a_part = a_parts.data();
+    w.dxw = nullptr;
+  }
   std::vector<S> accs(size_t(nth) * Acc<S>::size(H), S(0));
   for_each_block(nth, N, [&](int tid, Block blk) {
-    backward_rows<S>(b, w, blk, whh, whr.get(), wgr.get(), Acc<S>(accs.data() + tid * Acc<S>::size(H), H));
+    backward_rows<S>(b, w, blk, whh, whr.get(), wgr.get(), Acc<S>(accs.data() + tid * Acc<S>::size(H), H),
+                     in_loop ? a_parts.data() + tid * G4 * Ip : nullptr);
   });
   // sums over rows, then the large GEMMs over all T*N rows
   for (int tid = 1; tid < nth; ++tid)
@@ -249,7 +302,16 @@ void lstm_backward(const LstmBackward<S>& b) {
     const S* hin = a.rec_mask ? a.h_in : a.h_all;
     gemm<S>(true, false, G4, P, TN, S(1), w.dzh, G4, hin, P, S(0), b.dw_hh, P);
   }
-  if (ln_input_after_loop(k)) {  // w.dxw holds dz
+  if (in_loop) {  // A and V from the loop; b.dln_ih holds the loop's correction term
+    std::vector<S> A(size_t(G4 * I));
+    for (int64_t j = 0; j < G4; ++j)
+      for (int64_t l = 0; l < I; ++l) {
+        S sum = 0;
+        for (int tid = 0; tid < nth; ++tid) sum += a_parts[(tid * G4 + j) * Ip + l];
+        A[j * I + l] = sum;
+      }
+    ln_input_backward<S>(b, nullptr, w.s1x, b.dln_ih, A.data(), w.V);
+  } else if (ln_input_after_loop(k)) {  // w.dxw holds dz
     ln_input_backward<S>(b, w.dxw, w.s1x, b.dln_ih);  // b.dln_ih holds the loop's correction term
   } else {
     // dW_ih = dxw^T x and dx = dxw W_ih, in one pass over dxw
