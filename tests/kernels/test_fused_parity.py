@@ -73,12 +73,12 @@ def test_lstm_shapes_across_threads_and_panels(preset, shape, dtype):
 @pytest.mark.parametrize("situation", ["plain", "V+proj+lengths", "CIFG+FGR+masks", "no-bias", "wide",
                                        "many-rows", "many-rows+masks", "many-rows+wide-A"])
 def test_layer_norm_input_side_both_ways(situation, x_grad, dtype):
-    """Layer norm's input-side backward has three implementations: with dx wanted it is rewritten
-    through x (xw is not kept), its two products over all rows computed either in the time loop
-    while each chunk's dz is in L1 (4 or more rows a thread, A within 256 KiB: "wide" and
-    "many-rows*" but "+wide-A") or after the loop over the kept dz (the others); without dx, in the
-    loop from the kept xw. All must equal the reference, padding included (I = 5 and 33 are not
-    whole vectors)."""
+    """Layer norm's input-side backward has two forms, each with its products over all rows run in
+    the time loop while each chunk's operand is in L1 (4 or more rows a thread, the accumulator
+    within 256 KiB: "wide" and "many-rows*" but "+wide-A") or after the loop over the kept operand
+    (the others). With dx wanted it is rewritten through x (xw is not kept, the operand is dz);
+    without, the row's LayerNorm backward runs in the loop from the kept xw (the operand is dxw).
+    All must equal the reference, padding included (I = 5 and 33 are not whole vectors)."""
     ln = LSTMOptions(layer_norm=True)
     case = {
         "plain": lambda: lstm_case(ln, dtype, x_grad=x_grad),

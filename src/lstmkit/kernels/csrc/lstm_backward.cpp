@@ -35,13 +35,15 @@ struct Acc {
 template <typename S>
 struct BackBuffers {
   S* dzh;    // (T, N, 4H) the W_hh-side pre-activation gradients (== dxw without layer norm)
-  S* dxw;    // (T, N, 4H) the W_ih-side ones (layer norm; with kInputGrad, dz itself)
+  S* dxw;    // (T, N, 4H) the W_ih-side ones (layer norm; with kInputGrad, dz itself); null with
+             // layer norm when the input side's products run in the loop (Ip > 0)
   S* dzifo;  // (T, N, 3H) gate-recurrence operand [dz_i; dz_f; dz_o], or null
   S* dhnew;  // (T, N, P) dL/d(projected h_t before zoneout), or null without projection
   S* s1x;    // (T, N) sum(dz * g_ih) per row (ln_input_after_loop), or null
-  // ln_input_after_loop with the input side's products in the loop (input_side_rows; dxw is then
-  // null, dz is not written out): Wg (4H, Ip) = diag(g_ih) W_ih with I padded to Ip, V (T, N, I),
-  // and per thread A (4H, Ip) at a_part + tid * 4H * Ip. Ip == 0: the products run after the loop.
+  // The input side's products in the loop (input_side_rows, see lstm_backward): Wg (4H, Ip) = W_ih,
+  // or diag(g_ih) W_ih (ln_input_after_loop), with I padded to Ip; V (T, N, I) = D Wg (dx, or layer
+  // norm's V), or null; the thread's A (4H, Ip) += D^T [x or rstd x] at a_part. Ip == 0: the
+  // products run after the loop.
   int64_t Ip = 0;
   const S* Wg = nullptr;
   S* V = nullptr;
@@ -195,25 +197,26 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
         }
       }
 
-      if (Ip > 0) {  // the input side's products while dz is in L1 (w.dxw is not kept)
+      if (Ip > 0) {  // the input side's products while D (dz, or dxw) is in L1 (see lstm_backward)
         for (int64_t n = c0; n < c0 + cr; ++n) {
           const int64_t row = t * N + n;
           S* xs = xs_rows + (n - c0) * Ip;
           zero(xs, Ip);
           if (!valid(a.lengths, t, n)) continue;
-          const S rs = a.stats[row * 6 + 1];
+          const S rs = post_x ? a.stats[row * 6 + 1] : S(1);
           const S* xr = a.x + row * k.I;
           for (int64_t l = 0; l < k.I; ++l) xs[l] = rs * xr[l];
         }
         const int64_t nb = (cr + kBlockRows - 1) / kBlockRows;  // blocks as even as possible
         for (int64_t q2 = 0, r = 0; q2 < nb; ++q2) {
           const int64_t mr = cr / nb + (q2 < cr % nb ? 1 : 0);
-          input_side_rows_n<S, kBlockRows>(mr, G4, Ip, dxw_step + r * G4, w.Wg, xs_rows + r * Ip,
+          input_side_rows_n<S, kBlockRows>(mr, G4, Ip, (ln ? dxw_step : dzh_step) + r * G4, w.Wg, xs_rows + r * Ip,
                                            v_rows + r * Ip, a_part);
           r += mr;
         }
-        for (int64_t n = c0; n < c0 + cr; ++n)
-          std::memcpy(w.V + (t * N + n) * k.I, v_rows + (n - c0) * Ip, sizeof(S) * k.I);
+        if (w.V != nullptr)
+          for (int64_t n = c0; n < c0 + cr; ++n)
+            std::memcpy(w.V + (t * N + n) * k.I, v_rows + (n - c0) * Ip, sizeof(S) * k.I);
       } else if (stream) {
         stream_copy(w.dxw + (t * N + c0) * G4, dxw_step, cr * G4);
       }
@@ -248,39 +251,45 @@ void lstm_backward(const LstmBackward<S>& b) {
   const LstmConfig& k = a.cfg;
   const int64_t T = k.T, N = k.N, I = k.I, H = k.H, P = k.P, G4 = 4 * H, H3 = 3 * H;
   const bool ln = k.flags & kLayerNorm, fgr = k.flags & kGateRecurrence, proj = a.w_hr != nullptr;
-  BackBuffers<S> w;
-  w.dzh = scratch<S>(0, T * N * G4);
-  w.dxw = ln ? scratch<S>(1, T * N * G4) : w.dzh;
-  w.dzifo = fgr ? scratch<S>(2, T * N * H3) : nullptr;
-  w.dhnew = proj ? scratch<S>(3, T * N * P) : nullptr;
-  w.s1x = ln_input_after_loop(k) ? scratch<S>(6, T * N) : nullptr;
-
+  const bool post_x = ln_input_after_loop(k);
   const int nth = threads_for(N);
   const int64_t max_rows = (N + nth - 1) / nth;
+  // The input side's products over all rows run in the loop, chunk by chunk while the chunk's
+  // operand D is in L1 (input_side_rows), so that D is not read back from memory after the loop (with
+  // layer norm it is then never written out at all):
+  //   without layer norm:         D = dz;  dW_ih = D^T x, dx = D W_ih;
+  //   layer norm without dx:      D = dxw (the gradient at x W_ih^T);  dW_ih = D^T x;
+  //   layer norm with dx (post_x): D = dz;  ln_input_backward's A = D^T (rstd x), V = D diag(g_ih) W_ih.
+  // Where a thread has fewer than 4 rows (the read and write of the (4H, I) accumulator per chunk is
+  // then not amortised) or that accumulator would not stay in L2 (over 256 KiB a thread), they run
+  // after the loop over the kept D instead (rows_pass, ln_input_backward). Measured at (B, T, I, H) =
+  // (32, 100, 16, 64), fwd+bwd, AVX-512: vanilla 3.98 -> 3.50 ms, layer norm 4.40 -> 4.23 ms
+  // (docs/benchmarks.md).
+  constexpr int L = Vec<S>::L;
+  const int64_t Ip = (I + L - 1) / L * L;
+  const bool in_loop = I > 0 && (b.dw_ih || b.dx || post_x) && N / nth >= 4 &&
+                       G4 * Ip * int64_t(sizeof(S)) <= (int64_t(256) << 10);
+  BackBuffers<S> w;
+  w.dzh = scratch<S>(0, T * N * G4);
+  w.dxw = !ln ? w.dzh : in_loop ? nullptr : scratch<S>(1, T * N * G4);
+  w.dzifo = fgr ? scratch<S>(2, T * N * H3) : nullptr;
+  w.dhnew = proj ? scratch<S>(3, T * N * P) : nullptr;
+  w.s1x = post_x ? scratch<S>(6, T * N) : nullptr;
+
   PackedB<S> whh(false, G4, P, a.w_hh, P, max_rows);  // dz (rows, 4H) . W_hh
   std::unique_ptr<PackedB<S>> whr, wgr;
   if (proj) whr.reset(new PackedB<S>(false, P, H, a.w_hr, H, max_rows));
   if (fgr) wgr.reset(new PackedB<S>(false, H3, H3, a.w_gr, H3, max_rows));
-  // Layer norm with kInputGrad: the input side's products (ln_input_backward's A and V) run in the
-  // loop, chunk by chunk while dz is in L1, so that dz is never written out and read back (two
-  // passes over a (T, N, 4H) array through memory). Where the chunks have few rows (fewer than 4 per
-  // thread: the per-chunk read and write of A is then not amortised) or A would not stay in L2 (over
-  // 256 KiB a thread), they run after the loop over the kept dz instead.
-  constexpr int L = Vec<S>::L;
-  const int64_t Ip = (I + L - 1) / L * L;
-  const bool in_loop = ln_input_after_loop(k) && N / nth >= 4 &&
-                       G4 * Ip * int64_t(sizeof(S)) <= (int64_t(256) << 10);
   std::vector<S> wg, a_parts;
   if (in_loop) {
-    wg.assign(size_t(G4 * Ip), S(0));
+    wg.assign(size_t(G4 * Ip), S(0));  // W_ih, or diag(g_ih) W_ih, with I padded to Ip
     for (int64_t j = 0; j < G4; ++j)
-      for (int64_t l = 0; l < I; ++l) wg[j * Ip + l] = a.ln_ih[j] * a.w_ih[j * I + l];
+      for (int64_t l = 0; l < I; ++l) wg[j * Ip + l] = (post_x ? a.ln_ih[j] : S(1)) * a.w_ih[j * I + l];
     a_parts.assign(size_t(nth * G4 * Ip), S(0));
     w.Ip = Ip;
     w.Wg = wg.data();
-    w.V = scratch<S>(1, T * N * I);  // slot 1: dz (w.dxw) is not kept
+    w.V = post_x ? scratch<S>(1, T * N * I) : b.dx;  // slot 1: w.dxw is not kept
     w.a_part = a_parts.data();
-    w.dxw = nullptr;
   }
   std::vector<S> accs(size_t(nth) * Acc<S>::size(H), S(0));
   for_each_block(nth, N, [&](int tid, Block blk) {
@@ -302,16 +311,19 @@ void lstm_backward(const LstmBackward<S>& b) {
     const S* hin = a.rec_mask ? a.h_in : a.h_all;
     gemm<S>(true, false, G4, P, TN, S(1), w.dzh, G4, hin, P, S(0), b.dw_hh, P);
   }
-  if (in_loop) {  // A and V from the loop; b.dln_ih holds the loop's correction term
-    std::vector<S> A(size_t(G4 * I));
+  std::vector<S> A_in(in_loop ? size_t(G4 * I) : 0);  // the threads' accumulators summed, unpadded
+  if (in_loop)
     for (int64_t j = 0; j < G4; ++j)
       for (int64_t l = 0; l < I; ++l) {
         S sum = 0;
         for (int tid = 0; tid < nth; ++tid) sum += a_parts[(tid * G4 + j) * Ip + l];
-        A[j * I + l] = sum;
+        A_in[j * I + l] = sum;
       }
-    ln_input_backward<S>(b, nullptr, w.s1x, b.dln_ih, A.data(), w.V);
-  } else if (ln_input_after_loop(k)) {  // w.dxw holds dz
+  if (in_loop && post_x) {  // A and V from the loop; b.dln_ih holds the loop's correction term
+    ln_input_backward<S>(b, nullptr, w.s1x, b.dln_ih, A_in.data(), w.V);
+  } else if (in_loop) {  // dx already written by the loop
+    if (b.dw_ih) std::memcpy(b.dw_ih, A_in.data(), sizeof(S) * G4 * I);
+  } else if (post_x) {  // w.dxw holds dz
     ln_input_backward<S>(b, w.dxw, w.s1x, b.dln_ih);  // b.dln_ih holds the loop's correction term
   } else {
     // dW_ih = dxw^T x and dx = dxw W_ih, in one pass over dxw
