@@ -71,14 +71,14 @@ def test_lstm_shapes_across_threads_and_panels(preset, shape, dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("x_grad", [True, False], ids=["dx", "no-dx"])
 @pytest.mark.parametrize("situation", ["plain", "V+proj+lengths", "CIFG+FGR+masks", "no-bias", "wide",
-                                       "many-rows", "many-rows+masks", "many-rows+wide-A"])
+                                       "many-rows", "many-rows+masks", "many-rows+wide-A", "one-row"])
 def test_layer_norm_input_side_both_ways(situation, x_grad, dtype):
-    """Layer norm's input-side backward has two forms, each with its products over all rows run in
-    the time loop while each chunk's operand is in L1 (4 or more rows a thread, the accumulator
-    within 256 KiB: "wide" and "many-rows*" but "+wide-A") or after the loop over the kept operand
-    (the others). With dx wanted it is rewritten through x (xw is not kept, the operand is dz);
-    without, the row's LayerNorm backward runs in the loop from the kept xw (the operand is dxw).
-    All must equal the reference, padding included (I = 5 and 33 are not whole vectors)."""
+    """Layer norm's input-side backward has two forms: with dx wanted and I^2 <= 8H it is rewritten
+    through x (xw is not kept, the operand is dz); otherwise ("wide", or no dx) the row's LayerNorm
+    backward runs in the loop from the kept xw (the operand is dxw). Either form's products over all
+    rows run in the time loop while each block's operand is in L1 (here: the accumulator fits in
+    L2); test_input_side_after_the_loop covers the other case. All must equal the reference,
+    padding included (I = 5 and 33 are not whole vectors)."""
     ln = LSTMOptions(layer_norm=True)
     case = {
         "plain": lambda: lstm_case(ln, dtype, x_grad=x_grad),
@@ -97,8 +97,20 @@ def test_layer_norm_input_side_both_ways(situation, x_grad, dtype):
             zoneout_c=True, zoneout_h=True, x_grad=x_grad),
         "many-rows+wide-A": lambda: lstm_case(ln, dtype, T=3, N=8, I=40, H=512, lengths=[3, 1, 3, 2, 3, 3, 1, 3],
                                               x_grad=x_grad),
+        "one-row": lambda: lstm_case(ln, dtype, T=6, N=1, I=5, H=6, x_grad=x_grad),
     }[situation]()
     check_against(case)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("x_grad", [True, False], ids=["dx", "no-dx"])
+@pytest.mark.parametrize("preset", ["NP", "LN"])
+def test_input_side_after_the_loop(preset, x_grad, dtype):
+    """The input side's products after the time loop, over the kept operand (rows_pass, and layer
+    norm's ln_input_backward): taken where the (4H, I) accumulator does not fit in the core's L2
+    cache (1.5 MiB and more here, I^2 <= 8H so that layer norm rewrites through x)."""
+    opts = LSTMOptions(layer_norm=True) if preset == "LN" else PRESETS[preset]
+    check_against(lstm_case(opts, dtype, T=3, N=3, I=90, H=1024, lengths=[3, 1, 2], x_grad=x_grad))
 
 
 @needs_fused

@@ -75,8 +75,12 @@ LSTM_OPTIONS: tuple[Arg, ...] = tuple(
 
 
 def _ln_keeps_xw(a: dict) -> bool:
+    """Whether a layer-norm forward keeps x W_ih^T for backward: the rule of csrc/fused.h
+    (ln_input_after_loop), which rewrites the input side through x instead when dx is wanted and
+    I^2 <= 8H."""
+    I, H = a["x"].shape[2], a["weight_hh"].shape[0] // 4
     return (a["layer_norm"] and a["need_backward"]
-            and not (a["input_grad"] and a["x"].shape[2] > 0))
+            and not (a["input_grad"] and I > 0 and I * I <= 8 * H))
 
 
 #: lstm_forward's results: the final states, then what backward reads (csrc/fused.h, LstmForward).

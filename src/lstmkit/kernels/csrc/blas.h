@@ -90,6 +90,9 @@ const char* threads_backend();
 size_t big_size(size_t bytes);
 void* big_alloc(size_t bytes);
 
+// The per-core L2 cache in bytes, as the C library reports it (sysconf), else 256 KiB.
+size_t l2_cache_bytes();
+
 // A scratch buffer that survives between calls so that big work arrays are not re-faulted on every
 // call (one per thread that calls into the kernels). Contents are undefined on return.
 template <typename S>

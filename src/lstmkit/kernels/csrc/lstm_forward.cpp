@@ -71,7 +71,10 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
 
       if (ln) {  // the chunk's statistics first: independent rows, so their reductions overlap
         for (int64_t n = c0; n < c0 + cr; ++n) {
-          if (!valid(a.lengths, t, n)) continue;
+          if (!valid(a.lengths, t, n)) {  // padding: zeros (returned, and read by nothing)
+            zero(a.stats + (t * N + n) * 6, 6);
+            continue;
+          }
           layer_norm_stats2<S>(xw_rows + (n - c0) * G4, hw_rows + (n - c0) * G4, G4, kLnEps,
                                a.stats + (t * N + n) * 6);
         }

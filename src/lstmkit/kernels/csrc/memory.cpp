@@ -1,5 +1,6 @@
 // Big work arrays and per-thread scratch buffers (blas.h). No torch headers here.
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -9,6 +10,17 @@
 #include "packing.h"
 
 namespace lstmkit {
+
+size_t l2_cache_bytes() {
+  static const size_t b = [] {
+    long v = -1;
+#ifdef _SC_LEVEL2_CACHE_SIZE
+    v = sysconf(_SC_LEVEL2_CACHE_SIZE);  // glibc (from cpuid on x86, sysfs elsewhere)
+#endif
+    return v > 0 ? size_t(v) : size_t(256) << 10;
+  }();
+  return b;
+}
 
 static bool use_thp() {
   static const bool thp = [] {
