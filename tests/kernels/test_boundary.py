@@ -177,3 +177,17 @@ def test_opcheck_layer_norm_with_input_grad(I):
     torch.library.opcheck(torch.ops.lstmkit.lstm_forward, (), {**args, **case.opts.to_dict(), "input_grad": True},
                           test_utils=("test_schema", "test_faketensor", "test_autograd_registration",
                                       "test_aot_dispatch_dynamic"))
+
+
+@needs_fused
+def test_backward_of_a_forward_that_kept_nothing_is_refused():
+    """A direct operator call with need_backward=False keeps no buffers for backward; differentiating
+    its results is refused by name (it crashed the process before: a newcomer's find)."""
+    case = lstm_case(LSTMOptions(layer_norm=True), torch.float64)
+    args = dict(x=case.x, h0=case.state[0], c0=case.state[1], **case.params._asdict())
+    out = torch.ops.lstmkit.lstm_forward(**args, **case.opts.to_dict(), need_backward=False)
+    with pytest.raises(RuntimeError, match="need_backward=False and kept nothing for backward"):
+        out[0].sum().backward()
+    out = torch.ops.lstmkit.lstm_forward(**args, **case.opts.to_dict(), need_backward=True)
+    out[0].sum().backward()
+    assert case.x.grad is not None and case.params.weight_ih.grad is not None

@@ -496,6 +496,25 @@ void lstm_backward_boxed(const c10::OperatorHandle& op, torch::jit::Stack* st) {
     S** dst[] = {&a.gates, &a.c, &a.c_new, &a.h_all, &a.h_in, &a.m, &a.a, &a.xw, &a.hw, &a.stats};
     for (size_t q = 0; q < 10; ++q) *dst[q] = const_cast<S*>(cptr<S>(g.tensor(saved[q])));
     TORCH_CHECK(a.gates && a.c && a.h_all, "lstmkit fused: lstm_backward needs gates, c and h_all");
+    // What the options make backward read must have been kept by the forward (a direct call of the
+    // operator with need_backward=False, or with other options, would hand it empty placeholders).
+    const LstmConfig& k = a.cfg;
+    TORCH_CHECK(!(k.flags & kNoBackward), "lstmkit fused: lstm_backward: the forward ran with "
+                "need_backward=False and kept nothing for backward; run it with need_backward=True "
+                "to differentiate its results");
+    const bool ln = k.flags & kLayerNorm;
+    auto need = [&](bool when, const void* p, const char* name) {
+      TORCH_CHECK(!when || p != nullptr, "lstmkit fused: lstm_backward: ", name, " (saved by the "
+                  "forward) is empty, but these options need it: run the forward with the same "
+                  "options and need_backward=True");
+    };
+    need(a.zone_c != nullptr, a.c_new, "c_new");
+    need(a.rec_mask != nullptr, a.h_in, "h_in");
+    need(a.w_hr != nullptr, a.m, "m");
+    need(k.flags & kGateRecurrence, a.a, "a");
+    need(ln, a.hw, "hw");
+    need(ln, a.stats, "stats");
+    need(ln && !ln_input_after_loop(k), a.xw, "xw");
     if (!a.c_new) a.c_new = a.c;
     b.dy = cptr<S>(g.tensor("grad_y"));
     b.dh_n = cptr<S>(g.tensor("grad_h_n"));
@@ -598,6 +617,8 @@ void gru_backward_boxed(const c10::OperatorHandle& op, torch::jit::Stack* st) {
     a.h_all = const_cast<S*>(cptr<S>(g.tensor("h_all")));
     a.h_in = const_cast<S*>(cptr<S>(g.tensor("h_in")));
     TORCH_CHECK(a.gates && a.hn && a.h_all, "lstmkit fused: gru_backward needs gates, hn and h_all");
+    TORCH_CHECK(!a.rec_mask || a.h_in, "lstmkit fused: gru_backward: h_in (saved by the forward) is "
+                "empty, but rec_mask needs it: run the forward with the same options");
     b.dy = cptr<S>(g.tensor("grad_y"));
     b.dh_n = cptr<S>(g.tensor("grad_h_n"));
     b.dgates = cptr<S>(g.tensor("grad_gates"));
