@@ -174,7 +174,8 @@ def test_opcheck_layer_norm_with_input_grad(I):
     out = torch.ops.lstmkit.lstm_forward(**args, **case.opts.to_dict(), input_grad=True)
     xw = out[[r.name for r in schema.LSTM_RESULTS].index("xw")]
     assert xw.numel() == (0 if I * I <= 8 * 6 else 5 * 3 * 24)
-    torch.library.opcheck(torch.ops.lstmkit.lstm_forward, (), {**args, **case.opts.to_dict(), "input_grad": True},
+    torch.library.opcheck(torch.ops.lstmkit.lstm_forward, (),
+                          {**args, **case.opts.to_dict(), "input_grad": True},
                           test_utils=("test_schema", "test_faketensor", "test_autograd_registration",
                                       "test_aot_dispatch_dynamic"))
 

@@ -95,8 +95,8 @@ def test_layer_norm_input_side_both_ways(situation, x_grad, dtype):
             LSTMOptions(peephole=True, coupled=True, gate_recurrence=True, layer_norm=True), dtype,
             T=5, N=16, I=5, H=6, P=3, lengths=[5, 1, 3, 5, 2, 5, 4, 5, 5, 1, 2, 3, 4, 5, 5, 5], rec=True,
             zoneout_c=True, zoneout_h=True, x_grad=x_grad),
-        "many-rows+wide-A": lambda: lstm_case(ln, dtype, T=3, N=8, I=40, H=512, lengths=[3, 1, 3, 2, 3, 3, 1, 3],
-                                              x_grad=x_grad),
+        "many-rows+wide-A": lambda: lstm_case(ln, dtype, T=3, N=8, I=40, H=512,
+                                              lengths=[3, 1, 3, 2, 3, 3, 1, 3], x_grad=x_grad),
         "one-row": lambda: lstm_case(ln, dtype, T=6, N=1, I=5, H=6, x_grad=x_grad),
     }[situation]()
     check_against(case)

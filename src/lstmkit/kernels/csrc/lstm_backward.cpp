@@ -81,7 +81,7 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
   S* chat = y + H;
   S* dcn = chat + H;
   S* dzrow = dcn + H;
-  S* xs_rows = dzrow + 4 * H;   // (chunk, Ip) rstd_ih x of the chunk's rows (in-loop input side)
+  S* xs_rows = dzrow + 4 * H;   // (chunk, Ip) x, or rstd_ih x, of the chunk's rows (in-loop input side)
   S* v_rows = xs_rows + xrows * Ip;  // (chunk, Ip) their rows of V
   if (fgr) zero(da, rows * H3);
   const int64_t chunk = std::min(rows, whh.chunk_rows());
@@ -210,8 +210,8 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
         const int64_t nb = (cr + kBlockRows - 1) / kBlockRows;  // blocks as even as possible
         for (int64_t q2 = 0, r = 0; q2 < nb; ++q2) {
           const int64_t mr = cr / nb + (q2 < cr % nb ? 1 : 0);
-          input_side_rows_n<S, kBlockRows>(mr, G4, Ip, (ln ? dxw_step : dzh_step) + r * G4, w.Wg, xs_rows + r * Ip,
-                                           v_rows + r * Ip, a_part);
+          const S* D = (ln ? dxw_step : dzh_step) + r * G4;
+          input_side_rows_n<S, kBlockRows>(mr, G4, Ip, D, w.Wg, xs_rows + r * Ip, v_rows + r * Ip, a_part);
           r += mr;
         }
         if (w.V != nullptr)
