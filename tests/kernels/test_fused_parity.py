@@ -76,8 +76,8 @@ def test_layer_norm_input_side_both_ways(situation, x_grad, dtype):
     """Layer norm's input-side backward has two forms: with dx wanted and I^2 <= 8H it is rewritten
     through x (xw is not kept, the operand is dz); otherwise ("wide", or no dx) the row's LayerNorm
     backward runs in the loop from the kept xw (the operand is dxw). Either form's products over all
-    rows run in the time loop while each block's operand is in L1 (here: the accumulator fits in
-    L2); test_input_side_after_the_loop covers the other case. All must equal the reference,
+    rows run in the time loop while each block's operand is in L1 (here: the accumulator takes at
+    most half of L2); test_input_side_after_the_loop covers the other case. All must equal the reference,
     padding included (I = 5 and 33 are not whole vectors)."""
     ln = LSTMOptions(layer_norm=True)
     case = {
@@ -107,8 +107,8 @@ def test_layer_norm_input_side_both_ways(situation, x_grad, dtype):
 @pytest.mark.parametrize("preset", ["NP", "LN"])
 def test_input_side_after_the_loop(preset, x_grad, dtype):
     """The input side's products after the time loop, over the kept operand (rows_pass, and layer
-    norm's ln_input_backward): taken where the (4H, I) accumulator does not fit in the core's L2
-    cache (1.5 MiB and more here, I^2 <= 8H so that layer norm rewrites through x)."""
+    norm's ln_input_backward): taken where the (4H, I) accumulator takes more than half the core's
+    L2 cache (1.5 MiB and more here, I^2 <= 8H so that layer norm rewrites through x)."""
     opts = LSTMOptions(layer_norm=True) if preset == "LN" else PRESETS[preset]
     check_against(lstm_case(opts, dtype, T=3, N=3, I=90, H=1024, lengths=[3, 1, 2], x_grad=x_grad))
 

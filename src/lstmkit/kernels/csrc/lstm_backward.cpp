@@ -260,17 +260,20 @@ void lstm_backward(const LstmBackward<S>& b) {
   //   without layer norm:         D = dz;  dW_ih = D^T x, dx = D W_ih;
   //   layer norm without dx:      D = dxw (the gradient at x W_ih^T);  dW_ih = D^T x;
   //   layer norm with dx (post_x): D = dz;  ln_input_backward's A = D^T (rstd x), V = D diag(g_ih) W_ih.
-  // Where the thread's (4H, I) accumulator, read and written once per block of rows, would not fit
-  // in the core's L2 cache, they run after the loop over the kept D instead (rows_pass,
-  // ln_input_backward). Measured (fwd+bwd, AVX-512 with 1 MiB L2, alternating, ms, vanilla and
-  // layer norm; after the loop -> in the loop): (32, 100, 16, 64): 3.98 -> 3.50, 4.40 -> 4.23;
-  // batch 1 (1, 500, 8, 64): 1.63 -> 1.62, 1.91 -> 1.81; two rows a thread (4, 200, 8, 64): 1.40
-  // -> 1.30, 1.64 -> 1.51; accumulator 1 MiB (128, 50, 128, 512): 271 -> 256, 299 -> 267;
-  // accumulator 4 MiB (32, 20, 512, 512): 54 -> 73, 71 -> 97 (docs/benchmarks.md).
+  // Where the thread's (4H, I) accumulator, read and written once per block of rows, would take
+  // more than half the core's L2 cache (the rest holds the block's D, Wg and the packed weights),
+  // they run after the loop over the kept D instead (rows_pass, ln_input_backward). Measured
+  // (fwd+bwd, 1 MiB L2, alternating, ms, vanilla and layer norm; after the loop -> in the loop):
+  // AVX-512: (32, 100, 16, 64): 3.98 -> 3.50, 4.40 -> 4.23; batch 1 (1, 500, 8, 64): 1.63 -> 1.62,
+  // 1.91 -> 1.81; two rows a thread (4, 200, 8, 64): 1.40 -> 1.30, 1.64 -> 1.51; accumulator
+  // 1 MiB (128, 50, 128, 512): 271 -> 256, 299 -> 267; accumulator 4 MiB (32, 20, 512, 512):
+  // 54 -> 73, 71 -> 97. AVX2 path (vanilla, best of two): (32, 100, 16, 64): 3.80 -> 3.45;
+  // (64, 100, 32, 128): 22.6 -> 22.3; accumulator 1 MiB (128, 50, 128, 512), median of three:
+  // 286 -> 314 (docs/benchmarks.md).
   constexpr int L = Vec<S>::L;
   const int64_t Ip = (I + L - 1) / L * L;
   const bool in_loop = I > 0 && (b.dw_ih || b.dx || post_x) &&
-                       size_t(G4 * Ip) * sizeof(S) <= l2_cache_bytes();
+                       size_t(G4 * Ip) * sizeof(S) <= l2_cache_bytes() / 2;
   BackBuffers<S> w;
   w.dzh = scratch<S>(0, T * N * G4);
   w.dxw = !ln ? w.dzh : in_loop ? nullptr : scratch<S>(1, T * N * G4);
