@@ -37,7 +37,7 @@ enum LstmFlag : int {
   kNoBackward = 1 << 7,     // forward only (no grad): xw and hw (layer norm) need not be kept
   kInputGrad = 1 << 8,      // backward will need dx: with layer norm, the input side's LayerNorm
                             // backward then runs after the loop, folded into the dx and dW_ih
-                            // products, and xw is not kept (see lstm.cpp, ln_input_backward)
+                            // products, and xw is not kept (see layer_norm.h, ln_input_backward)
 };
 
 struct LstmConfig {

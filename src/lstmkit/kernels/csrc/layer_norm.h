@@ -97,13 +97,14 @@ inline void projection_ln_backward_h(int64_t G4, const S* dz, const S* hw, const
   for (int64_t j = 0; j < G4; ++j) dhw[j] = rh * (dz[j] * ghh[j] - m1 - (hw[j] - mh) * rh * m2);
 }
 
-// The input side's two products over all rows (see ln_input_backward), for one chunk of CR rows
-// inside the backward loop, while the chunk's dz is still in L1 (it is then never written out):
+// The input side's two products over all rows, for one block of CR rows inside the backward loop
+// while the block's D is still in L1 (see lstm_backward):
 //   Y (CR, Ip) = D Wg  and  Acc (4H, Ip) += D^T XS,
-// D (CR, G4) the chunk's dz, Wg (G4, Ip) = diag(g_ih) W_ih, XS (CR, Ip) the rows rstd_ih x, Acc the
-// thread's partial A; Ip is I padded to whole vectors (the padding columns zero). Each broadcast of
-// dz[r, j] feeds both products; Y's rows stay in registers, Acc's row j is read and written once per
-// chunk.
+// D (CR, G4) the block's dz (or, layer norm without dx, dxw), Wg (G4, Ip) = W_ih (layer norm with
+// dx: diag(g_ih) W_ih), XS (CR, Ip) the rows x (rstd_ih x), Acc the thread's partial dW_ih (A of
+// ln_input_backward); Ip is I padded to whole vectors (the padding columns zero). Each broadcast of
+// D[r, j] feeds both products; Y's rows stay in registers, Acc's row j is read and written once per
+// block.
 template <typename S, int CR>
 inline void input_side_rows(int64_t G4, int64_t Ip, const S* D, const S* Wg, const S* XS, S* Y, S* Acc) {
   using V = typename Vec<S>::v;
@@ -138,7 +139,8 @@ inline void input_side_rows_n(int64_t cr, int64_t G4, int64_t Ip, const S* D, co
   input_side_rows<S, CR>(G4, Ip, D, Wg, XS, Y, Acc);
 }
 
-// The input side of layer norm, after the loop (kInputGrad). z = LN(xw) g_ih + ... with xw = x W^T
+// The input side of layer norm's backward with dx (kInputGrad), its per-row terms and weight
+// gradients after the loop. z = LN(xw) g_ih + ... with xw = x W^T
 // (W = W_ih (4H, I)); per row r, with u = dz * g_ih, xhat = (xw - mean) * rstd and G = 4H:
 //   dxw = rstd * (u - m1 - xhat * m2),  m1 = sum(u) / G,  m2 = sum(u * xhat) / G.
 // xw is not kept: every term is rewritten through x, so that all that is read of the rows is dz
@@ -149,51 +151,27 @@ inline void input_side_rows_n(int64_t cr, int64_t G4, int64_t Ip, const S* D, co
 //   dg_ih = sum_r dz * xhat = rowsum(W * A) - dz^T (rstd mean)  (the last term from the loop, in dlih)
 // with beta = sum_r rstd m1 x, C = x^T diag(c) x, gamma = sum_r c mean x, c = rstd^2 m2.
 // The two products over all rows, A and V, have the shapes of the dW_ih and dx products they replace.
-// They are computed here in one pass over dz, unless the loop has computed them already (A_pre and
-// V_pre given, dz null: input_side_rows).
+// ln_input_backward takes them from the loop (input_side_rows) or from ln_input_products, one pass
+// over the kept dz after the loop.
 template <typename S>
-void ln_input_backward(const LstmBackward<S>& b, const S* dz, const S* s1x, S* dlih,
-                       const S* A_pre = nullptr, const S* V_pre = nullptr) {
+void ln_input_backward(const LstmBackward<S>& b, const S* A, const S* V, const S* s1x, S* dlih) {
   const LstmForward<S>& a = b.f;
   const LstmConfig& k = a.cfg;
   const int64_t T = k.T, N = k.N, I = k.I, G4 = 4 * k.H, TN = T * N;
   const S* W = a.w_ih;
   const S* gih = a.ln_ih;
-  // per-row statistics of xw; padding rows (dz zero there) get zeros, never their unwritten stats
+  // per-row statistics of xw; padding rows (dz zero there) get zeros
   std::vector<S> mean(TN, S(0)), rstd(TN, S(0));
   for (int64_t r = 0; r < TN; ++r) {
     if (!valid(a.lengths, r / N, r % N)) continue;
     mean[r] = a.stats[r * 6];
     rstd[r] = a.stats[r * 6 + 1];
   }
-  // one pass over dz: A = dz^T (rstd x) (4H, I) and V = dz diag(g_ih) W (TN, I)
-  const bool want_a = b.dw_ih || dlih, want_v = b.dx || b.dw_ih;
-  const bool pre = A_pre != nullptr;
-  std::vector<S> A(want_a && !pre ? size_t(G4 * I) : 0), Wg(want_v && !pre ? size_t(G4 * I) : 0);
-  S* XS = want_a && !pre ? scratch<S>(4, TN * I) : nullptr;
-  S* V = pre ? const_cast<S*>(V_pre) : want_v ? scratch<S>(5, TN * I) : nullptr;
-  const S* Ad = pre ? A_pre : A.data();
-  if (want_a && !pre) {
-    for (int64_t r = 0; r < TN; ++r) {
-      const S* xr = a.x + r * I;
-      S* d = XS + r * I;
-      for (int64_t l = 0; l < I; ++l) d[l] = rstd[r] * xr[l];
-    }
-  }
-  if (want_v && !pre) {
-    for (int64_t j = 0; j < G4; ++j)
-      for (int64_t l = 0; l < I; ++l) Wg[j * I + l] = gih[j] * W[j * I + l];
-  }
-  if (pre) {
-  } else if (want_a) {
-    rows_pass<S>(TN, G4, dz, Wg.data(), I, V, XS, I, A.data());
-  } else if (want_v) {
-    project_rows<S>(false, TN, G4, I, dz, Wg.data(), V);
-  }
+  const bool want_v = b.dx || b.dw_ih;
   if (dlih) {
     for (int64_t j = 0; j < G4; ++j) {
       S sum = 0;
-      for (int64_t l = 0; l < I; ++l) sum += W[j * I + l] * Ad[j * I + l];
+      for (int64_t l = 0; l < I; ++l) sum += W[j * I + l] * A[j * I + l];
       dlih[j] = sum - dlih[j];
     }
   }
@@ -259,10 +237,39 @@ void ln_input_backward(const LstmBackward<S>& b, const S* dz, const S* s1x, S* d
     gemm<S>(false, false, G4, I, I, S(1), W, I, C.data(), I, S(0), b.dw_ih, I);  // W C
     for (int64_t j = 0; j < G4; ++j) {
       S* d = b.dw_ih + j * I;
-      const S* Aj = Ad + j * I;
+      const S* Aj = A + j * I;
       for (int64_t l = 0; l < I; ++l) d[l] = gih[j] * Aj[l] - beta[l] - d[l] + gamma[l];
     }
   }
+}
+
+// After the loop, one pass over the kept dz (T, N, 4H): A = dz^T (rstd x) (4H, I) into A and
+// V = dz diag(g_ih) W_ih (TN, I) into scratch, for ln_input_backward; each only where it is wanted.
+template <typename S>
+const S* ln_input_products(const LstmBackward<S>& b, const S* dz, S* dlih, std::vector<S>& A) {
+  const LstmForward<S>& a = b.f;
+  const LstmConfig& k = a.cfg;
+  const int64_t T = k.T, N = k.N, I = k.I, G4 = 4 * k.H, TN = T * N;
+  const bool want_a = b.dw_ih || dlih, want_v = b.dx || b.dw_ih;
+  A.assign(want_a ? size_t(G4 * I) : 0, S(0));
+  std::vector<S> Wg(want_v ? size_t(G4 * I) : 0);
+  S* XS = want_a ? scratch<S>(4, TN * I) : nullptr;
+  S* V = want_v ? scratch<S>(5, TN * I) : nullptr;
+  if (want_a) {
+    for (int64_t r = 0; r < TN; ++r) {  // padding rows: rstd 0
+      const S rs = valid(a.lengths, r / N, r % N) ? a.stats[r * 6 + 1] : S(0);
+      const S* xr = a.x + r * I;
+      S* d = XS + r * I;
+      for (int64_t l = 0; l < I; ++l) d[l] = rs * xr[l];
+    }
+  }
+  if (want_v) {
+    for (int64_t j = 0; j < G4; ++j)
+      for (int64_t l = 0; l < I; ++l) Wg[j * I + l] = a.ln_ih[j] * a.w_ih[j * I + l];
+  }
+  if (want_a) rows_pass<S>(TN, G4, dz, Wg.data(), I, V, XS, I, A.data());
+  else if (want_v) project_rows<S>(false, TN, G4, I, dz, Wg.data(), V);
+  return V;
 }
 
 }  // namespace

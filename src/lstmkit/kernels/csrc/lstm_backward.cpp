@@ -42,12 +42,11 @@ struct BackBuffers {
   S* s1x;    // (T, N) sum(dz * g_ih) per row (ln_input_after_loop), or null
   // The input side's products in the loop (input_side_rows, see lstm_backward): Wg (4H, Ip) = W_ih,
   // or diag(g_ih) W_ih (ln_input_after_loop), with I padded to Ip; V (T, N, I) = D Wg (dx, or layer
-  // norm's V), or null; the thread's A (4H, Ip) += D^T [x or rstd x] at a_part. Ip == 0: the
-  // products run after the loop.
+  // norm's V), or null. Each thread adds D^T [x or rstd x] to its own (4H, Ip) accumulator
+  // (backward_rows' a_part). Ip == 0: the products run after the loop.
   int64_t Ip = 0;
   const S* Wg = nullptr;
   S* V = nullptr;
-  S* a_part = nullptr;
 };
 
 template <typename S>
@@ -262,7 +261,7 @@ void lstm_backward(const LstmBackward<S>& b) {
   //   layer norm with dx (post_x): D = dz;  ln_input_backward's A = D^T (rstd x), V = D diag(g_ih) W_ih.
   // Where the thread's (4H, I) accumulator, read and written once per block of rows, would take
   // more than half the core's L2 cache (the rest holds the block's D, Wg and the packed weights),
-  // they run after the loop over the kept D instead (rows_pass, ln_input_backward). Measured
+  // they run after the loop over the kept D instead (rows_pass, ln_input_products). Measured
   // (fwd+bwd, 1 MiB L2, alternating, ms, vanilla and layer norm; after the loop -> in the loop):
   // AVX-512: (32, 100, 16, 64): 3.98 -> 3.50, 4.40 -> 4.23; batch 1 (1, 500, 8, 64): 1.63 -> 1.62,
   // 1.91 -> 1.81; two rows a thread (4, 200, 8, 64): 1.40 -> 1.30, 1.64 -> 1.51; accumulator
@@ -294,7 +293,6 @@ void lstm_backward(const LstmBackward<S>& b) {
     w.Ip = Ip;
     w.Wg = wg.data();
     w.V = post_x ? scratch<S>(1, T * N * I) : b.dx;  // slot 1: w.dxw is not kept
-    w.a_part = a_parts.data();
   }
   std::vector<S> accs(size_t(nth) * Acc<S>::size(H), S(0));
   for_each_block(nth, N, [&](int tid, Block blk) {
@@ -316,20 +314,22 @@ void lstm_backward(const LstmBackward<S>& b) {
     const S* hin = a.rec_mask ? a.h_in : a.h_all;
     gemm<S>(true, false, G4, P, TN, S(1), w.dzh, G4, hin, P, S(0), b.dw_hh, P);
   }
-  std::vector<S> A_in(in_loop ? size_t(G4 * I) : 0);  // the threads' accumulators summed, unpadded
-  if (in_loop)
-    for (int64_t j = 0; j < G4; ++j)
-      for (int64_t l = 0; l < I; ++l) {
-        S sum = 0;
-        for (int tid = 0; tid < nth; ++tid) sum += a_parts[(tid * G4 + j) * Ip + l];
-        A_in[j * I + l] = sum;
-      }
-  if (in_loop && post_x) {  // A and V from the loop; b.dln_ih holds the loop's correction term
-    ln_input_backward<S>(b, nullptr, w.s1x, b.dln_ih, A_in.data(), w.V);
-  } else if (in_loop) {  // dx already written by the loop
-    if (b.dw_ih) std::memcpy(b.dw_ih, A_in.data(), sizeof(S) * G4 * I);
+  if (in_loop) {  // the threads' accumulators summed, unpadded: dW_ih, or layer norm's A
+    std::vector<S> A(post_x ? size_t(G4 * I) : 0);
+    S* dst = post_x ? A.data() : b.dw_ih;
+    if (dst)
+      for (int64_t j = 0; j < G4; ++j)
+        for (int64_t l = 0; l < I; ++l) {
+          S sum = 0;
+          for (int tid = 0; tid < nth; ++tid) sum += a_parts[(tid * G4 + j) * Ip + l];
+          dst[j * I + l] = sum;
+        }
+    // dx already written by the loop; with post_x, b.dln_ih holds the loop's correction term
+    if (post_x) ln_input_backward<S>(b, A.data(), w.V, w.s1x, b.dln_ih);
   } else if (post_x) {  // w.dxw holds dz
-    ln_input_backward<S>(b, w.dxw, w.s1x, b.dln_ih);  // b.dln_ih holds the loop's correction term
+    std::vector<S> A;
+    const S* V = ln_input_products<S>(b, w.dxw, b.dln_ih, A);
+    ln_input_backward<S>(b, A.data(), V, w.s1x, b.dln_ih);
   } else {
     // dW_ih = dxw^T x and dx = dxw W_ih, in one pass over dxw
     if (b.dw_ih) rows_pass<S>(TN, G4, w.dxw, a.w_ih, I, b.dx, a.x, I, b.dw_ih);
