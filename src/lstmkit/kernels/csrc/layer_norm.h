@@ -160,13 +160,8 @@ void ln_input_backward(const LstmBackward<S>& b, const S* A, const S* V, const S
   const int64_t T = k.T, N = k.N, I = k.I, G4 = 4 * k.H, TN = T * N;
   const S* W = a.w_ih;
   const S* gih = a.ln_ih;
-  // per-row statistics of xw; padding rows (dz zero there) get zeros
-  std::vector<S> mean(TN, S(0)), rstd(TN, S(0));
-  for (int64_t r = 0; r < TN; ++r) {
-    if (!valid(a.lengths, r / N, r % N)) continue;
-    mean[r] = a.stats[r * 6];
-    rstd[r] = a.stats[r * 6 + 1];
-  }
+  // per-row statistics of xw: [mean, rstd] at stats[r * 6]; the forward zeroes them at padding rows
+  // (dz zero there), and rstd 0 marks those rows below
   const bool want_v = b.dx || b.dw_ih;
   if (dlih) {
     for (int64_t j = 0; j < G4; ++j) {
@@ -198,7 +193,8 @@ void ln_input_backward(const LstmBackward<S>& b, const S* A, const S* V, const S
     for (int64_t r = blk.r0; r < blk.r1; ++r) {
       S* dxr = b.dx ? b.dx + r * I : nullptr;
       S* xc = XC ? XC + r * I : nullptr;
-      if (rstd[r] == S(0)) {  // padding
+      const S rs = a.stats[r * 6 + 1], mu = a.stats[r * 6];
+      if (rs == S(0)) {  // padding
         if (dxr) zero(dxr, I);
         if (xc) zero(xc, I);
         continue;
@@ -208,7 +204,7 @@ void ln_input_backward(const LstmBackward<S>& b, const S* A, const S* V, const S
       S p = 0;
 #pragma omp simd reduction(+ : p)
       for (int64_t l = 0; l < I; ++l) p += v[l] * xr[l];
-      const S rs = rstd[r], mu = mean[r], m1 = s1x[r] / S(G4), m2 = rs * (p - mu * s1x[r]) / S(G4);
+      const S m1 = s1x[r] / S(G4), m2 = rs * (p - mu * s1x[r]) / S(G4);
       if (dxr) {  // dx = rstd (V - m1 cs - m2 rstd (x W^T W - mean cs))
         const S* xg = XG + r * I;
         const S q = m2 * rs;
