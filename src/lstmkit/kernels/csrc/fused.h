@@ -88,10 +88,11 @@ struct LstmForward {
   S* h_in;    // (T, N, P) h_{t-1} * rec_mask (the W_hh operand), or null without rec_mask
   S* m;       // (T, N, H) o * act(c) before the projection, or null without projection
   S* a;       // (T + 1, N, 3H) [i; f; o] of the previous step (gate recurrence), or null
-  S* xw;     // (T, N, 4H) x W_ih^T before its LayerNorm (layer norm, kept for backward), or null
-             // (also with kNoBackward or kInputGrad)
-  S* hw;     // (T, N, 4H) h W_hh^T before its LayerNorm (layer norm), or null (also with kNoBackward)
-  S* stats;  // (T, N, 6) [mean, rstd] of xw, of hw and of c_t (layer norm), or null
+  S* xw;     // (T, N, 4H) x Wc_ih^T before its LayerNorm (layer norm, kept for backward), or null
+             // (also with kNoBackward or kInputGrad); Wc the centred weights (pointwise.h,
+             // centre_rows), so each row has mean 0
+  S* hw;     // (T, N, 4H) h Wc_hh^T before its LayerNorm (layer norm), or null (also with kNoBackward)
+  S* stats;  // (T, N, 6) [mean, rstd] of xw, of hw (means 0) and of c_t (layer norm), or null
   S* h_n;     // (N, P) final states (each row's last real step)
   S* c_n;     // (N, H)
 };

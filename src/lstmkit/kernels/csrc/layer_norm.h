@@ -17,84 +17,66 @@ namespace lstmkit {
 namespace {
 
 // Back through z = LN(xw) g_ih + LN(hw) g_hh + b, for one row: dz (4H) in; dxw, dhw (4H) out;
-// accumulates the gains' and the bias's gradients. st = [mean_ih, rstd_ih, mean_hh, rstd_hh].
-// Per half, with u = dz * g and xhat = (xw - mean) * rstd: dxw = rstd * (u - m1 - xhat * m2),
-// m1 = mean(u), m2 = mean(u * xhat). The row sums run in the build's vectors (isa.h: for_vec), two
-// accumulators per sum.
+// accumulates the gains' and the bias's gradients. st = [0, rstd_ih, 0, rstd_hh]: xw and hw are
+// products with centred weights, of mean 0 (pointwise.h, centre_rows). Per half, with u = dz * g and
+// xhat = xw * rstd, LayerNorm's backward is dxw = rstd * (u - m1 - xhat * m2), m1 = mean(u),
+// m2 = mean(u * xhat); the m1 term is a multiple of 1 per row, which the centred weights map to 0
+// (in dx = dxw Wc, and in dWc = dxw^T x once centred), so it is left out. The row sums run in the
+// build's vectors (isa.h: for_vec), two accumulators per sum.
 template <typename S>
 inline void projection_ln_backward(int64_t G4, const S* dz, const S* xw, const S* hw, const S* st,
                                    const S* gih, const S* ghh, S* dxw, S* dhw, S* dgih, S* dghh,
                                    S* db) {
   using V = typename Vec<S>::v;
-  const S mx = st[0], rx = st[1], mh = st[2], rh = st[3];
-  V vx1[2] = {}, vx2[2] = {}, vh1[2] = {}, vh2[2] = {};
-  S sx1 = 0, sx2 = 0, sh1 = 0, sh2 = 0;
+  const S rx = st[1], rh = st[3];
+  V vx[2] = {}, vh[2] = {};
+  S sx = 0, sh = 0;
   for_vec<S, 2>(G4, [&](auto tag, int64_t j, auto u) __attribute__((always_inline)) {
     using T = decltype(tag);
     const T d = load_as<T>(dz + j);
-    const T xh = (load_as<T>(xw + j) - mx) * rx, hh = (load_as<T>(hw + j) - mh) * rh;
-    const T gx = d * load_as<T>(gih + j), gh = d * load_as<T>(ghh + j);
+    const T xh = load_as<T>(xw + j) * rx, hh = load_as<T>(hw + j) * rh;
     store_as(dgih + j, load_as<T>(dgih + j) + d * xh);
     store_as(dghh + j, load_as<T>(dghh + j) + d * hh);
     store_as(db + j, load_as<T>(db + j) + d);
     if constexpr (std::is_same_v<T, S>) {
-      sx1 += gx;
-      sx2 += gx * xh;
-      sh1 += gh;
-      sh2 += gh * hh;
+      sx += d * load_as<T>(gih + j) * xh;
+      sh += d * load_as<T>(ghh + j) * hh;
     } else {
-      vx1[u] += gx;
-      vx2[u] += gx * xh;
-      vh1[u] += gh;
-      vh2[u] += gh * hh;
+      vx[u] += d * load_as<T>(gih + j) * xh;
+      vh[u] += d * load_as<T>(ghh + j) * hh;
     }
   });
-  sx1 += hsum<S>(vx1[0] + vx1[1]);
-  sx2 += hsum<S>(vx2[0] + vx2[1]);
-  sh1 += hsum<S>(vh1[0] + vh1[1]);
-  sh2 += hsum<S>(vh2[0] + vh2[1]);
-  const S mx1 = sx1 / S(G4), mx2 = sx2 / S(G4), mh1 = sh1 / S(G4), mh2 = sh2 / S(G4);
+  const S qx = rx * (sx + hsum<S>(vx[0] + vx[1])) / S(G4);  // rstd * m2
+  const S qh = rh * (sh + hsum<S>(vh[0] + vh[1])) / S(G4);
 #pragma omp simd
   for (int64_t j = 0; j < G4; ++j) {
-    const S xh = (xw[j] - mx) * rx, hh = (hw[j] - mh) * rh;
-    dxw[j] = rx * (dz[j] * gih[j] - mx1 - xh * mx2);
-    dhw[j] = rh * (dz[j] * ghh[j] - mh1 - hh * mh2);
+    dxw[j] = rx * (dz[j] * gih[j] - xw[j] * qx);
+    dhw[j] = rh * (dz[j] * ghh[j] - hw[j] * qh);
   }
 }
 
 // The recurrent half of projection_ln_backward, for a backward that runs the input half after the
 // loop (kInputGrad, see ln_input_backward): dz (4H) in; dhw (4H) out; accumulates g_hh's and the
-// bias's gradients, and of the input half what needs dz element by element: dlih += dz * rstd_ih *
-// mean_ih (its correction term) and *s1x = sum(dz * g_ih).
+// bias's gradients.
 template <typename S>
-inline void projection_ln_backward_h(int64_t G4, const S* dz, const S* hw, const S* st, const S* gih,
-                                     const S* ghh, S* dhw, S* dghh, S* db, S* dlih, S* s1x) {
+inline void projection_ln_backward_h(int64_t G4, const S* dz, const S* hw, const S* st, const S* ghh,
+                                     S* dhw, S* dghh, S* db) {
   using V = typename Vec<S>::v;
-  const S mh = st[2], rh = st[3], xc = st[0] * st[1];
-  V v1[2] = {}, v2[2] = {}, vx[2] = {};
-  S s1 = 0, s2 = 0, sx = 0;
+  const S rh = st[3];
+  V vh[2] = {};
+  S sh = 0;
   for_vec<S, 2>(G4, [&](auto tag, int64_t j, auto u) __attribute__((always_inline)) {
     using T = decltype(tag);
     const T d = load_as<T>(dz + j);
-    const T hh = (load_as<T>(hw + j) - mh) * rh, gh = d * load_as<T>(ghh + j);
-    const T gx = d * load_as<T>(gih + j);
+    const T hh = load_as<T>(hw + j) * rh;
     store_as(dghh + j, load_as<T>(dghh + j) + d * hh);
     store_as(db + j, load_as<T>(db + j) + d);
-    store_as(dlih + j, load_as<T>(dlih + j) + d * xc);
-    if constexpr (std::is_same_v<T, S>) {
-      s1 += gh;
-      s2 += gh * hh;
-      sx += gx;
-    } else {
-      v1[u] += gh;
-      v2[u] += gh * hh;
-      vx[u] += gx;
-    }
+    if constexpr (std::is_same_v<T, S>) sh += d * load_as<T>(ghh + j) * hh;
+    else vh[u] += d * load_as<T>(ghh + j) * hh;
   });
-  *s1x = sx + hsum<S>(vx[0] + vx[1]);
-  const S m1 = (s1 + hsum<S>(v1[0] + v1[1])) / S(G4), m2 = (s2 + hsum<S>(v2[0] + v2[1])) / S(G4);
+  const S qh = rh * (sh + hsum<S>(vh[0] + vh[1])) / S(G4);  // rstd * m2
 #pragma omp simd
-  for (int64_t j = 0; j < G4; ++j) dhw[j] = rh * (dz[j] * ghh[j] - m1 - (hw[j] - mh) * rh * m2);
+  for (int64_t j = 0; j < G4; ++j) dhw[j] = rh * (dz[j] * ghh[j] - hw[j] * qh);
 }
 
 // The input side's two products over all rows, for one block of CR rows inside the backward loop
@@ -140,60 +122,53 @@ inline void input_side_rows_n(int64_t cr, int64_t G4, int64_t Ip, const S* D, co
 }
 
 // The input side of layer norm's backward with dx (kInputGrad), its per-row terms and weight
-// gradients after the loop. z = LN(xw) g_ih + ... with xw = x W^T
-// (W = W_ih (4H, I)); per row r, with u = dz * g_ih, xhat = (xw - mean) * rstd and G = 4H:
-//   dxw = rstd * (u - m1 - xhat * m2),  m1 = sum(u) / G,  m2 = sum(u * xhat) / G.
+// gradients after the loop. z = LN(xw) g_ih + ... with xw = x W^T, W = Wc_ih (4H, I), the centred
+// W_ih (pointwise.h, centre_rows: each row of xw has mean 0, and the column sums of W are 0). Per row
+// r, with u = dz * g_ih, xhat = xw * rstd and G = 4H, LayerNorm's backward without its m1 term (which
+// W maps to 0, see projection_ln_backward):
+//   dxw = rstd * (u - xhat * m2),  m2 = sum(u * xhat) / G.
 // xw is not kept: every term is rewritten through x, so that all that is read of the rows is dz
-// ((T, N, 4H), written by the loop) and x. sum(u) comes from the loop (s1x). With V = dz diag(g_ih) W
-// (TN, I) (the product dx needs anyway), sum(u * xw) = V . x, hence m2; then
-//   dx    = dxw W = rstd * (V - m1 cs - m2 rstd (x W^T W - mean cs)),           cs = 1^T W
-//   dW    = dxw^T x = diag(g_ih) A - 1 beta^T - W C + 1 gamma^T,                A = dz^T (rstd x)
-//   dg_ih = sum_r dz * xhat = rowsum(W * A) - dz^T (rstd mean)  (the last term from the loop, in dlih)
-// with beta = sum_r rstd m1 x, C = x^T diag(c) x, gamma = sum_r c mean x, c = rstd^2 m2.
-// The two products over all rows, A and V, have the shapes of the dW_ih and dx products they replace.
-// ln_input_backward takes them from the loop (input_side_rows) or from ln_input_products, one pass
-// over the kept dz after the loop.
+// ((T, N, 4H), written by the loop) and x. With V = dz diag(g_ih) W (TN, I) (the product dx needs
+// anyway), sum(u * xw) = V . x, hence m2; then
+//   dx    = dxw W = rstd * (V - m2 rstd x W^T W)
+//   dWc   = dxw^T x = diag(g_ih) A - W C,         A = dz^T (rstd x),  C = x^T diag(rstd^2 m2) x
+//   dg_ih = sum_r dz * xhat = rowsum(W * A)
+// and dW_ih is dWc centred (the caller, lstm_backward). The two products over all rows, A and V,
+// have the shapes of the dW_ih and dx products they replace. ln_input_backward takes them from the
+// loop (input_side_rows) or from ln_input_products, one pass over the kept dz after the loop.
 template <typename S>
-void ln_input_backward(const LstmBackward<S>& b, const S* A, const S* V, const S* s1x, S* dlih) {
+void ln_input_backward(const LstmBackward<S>& b, const S* A, const S* V, S* dlih) {
   const LstmForward<S>& a = b.f;
   const LstmConfig& k = a.cfg;
   const int64_t T = k.T, N = k.N, I = k.I, G4 = 4 * k.H, TN = T * N;
   const S* W = a.w_ih;
   const S* gih = a.ln_ih;
-  // per-row statistics of xw: [mean, rstd] at stats[r * 6]; the forward zeroes them at padding rows
-  // (dz zero there), and rstd 0 marks those rows below
-  const bool want_v = b.dx || b.dw_ih;
+  // per-row rstd of xw at stats[r * 6 + 1]; the forward zeroes it at padding rows (dz zero there),
+  // and rstd 0 marks those rows below
   if (dlih) {
     for (int64_t j = 0; j < G4; ++j) {
       S sum = 0;
       for (int64_t l = 0; l < I; ++l) sum += W[j * I + l] * A[j * I + l];
-      dlih[j] = sum - dlih[j];
+      dlih[j] = sum;
     }
   }
-  if (!want_v) return;
-  std::vector<S> cs(b.dx ? size_t(I) : 0, S(0));  // column sums of W (dx only)
+  if (!b.dx && !b.dw_ih) return;
   S* XG = nullptr;  // (TN, I) x W^T W
   if (b.dx) {
-    for (int64_t j = 0; j < G4; ++j)
-      for (int64_t l = 0; l < I; ++l) cs[l] += W[j * I + l];
     std::vector<S> gram(size_t(I * I));
     gemm<S>(true, false, I, I, G4, S(1), W, I, W, I, S(0), gram.data(), I);
     XG = scratch<S>(4, TN * I);
     gemm<S>(false, false, TN, I, I, S(1), a.x, I, gram.data(), I, S(0), XG, I);
   }
-  // one pass over the rows, split over the threads: m1, m2, then the row of dx and, for dW, the
-  // row c x of C's product and the per-thread sums beta, gamma
+  // one pass over the rows, split over the threads: m2, then the row of dx and, for dW, the row
+  // c x of C's product
   S* XC = b.dw_ih ? scratch<S>(7, TN * I) : nullptr;  // rows c_r x_r
   const int nth = int(std::max<int64_t>(1, std::min<int64_t>(num_threads(), TN / 64)));
-  const int64_t stride = 2 * I + 16;  // apart by a cache line at least: no false sharing
-  std::vector<S> sums(size_t(nth * stride), S(0));  // per thread [beta | gamma]
-  for_each_block(nth, TN, [&](int tid, Block blk) {
-    S* beta = sums.data() + tid * stride;
-    S* gamma = beta + I;
+  for_each_block(nth, TN, [&](int, Block blk) {
     for (int64_t r = blk.r0; r < blk.r1; ++r) {
       S* dxr = b.dx ? b.dx + r * I : nullptr;
       S* xc = XC ? XC + r * I : nullptr;
-      const S rs = a.stats[r * 6 + 1], mu = a.stats[r * 6];
+      const S rs = a.stats[r * 6 + 1];
       if (rs == S(0)) {  // padding
         if (dxr) zero(dxr, I);
         if (xc) zero(xc, I);
@@ -204,37 +179,28 @@ void ln_input_backward(const LstmBackward<S>& b, const S* A, const S* V, const S
       S p = 0;
 #pragma omp simd reduction(+ : p)
       for (int64_t l = 0; l < I; ++l) p += v[l] * xr[l];
-      const S m1 = s1x[r] / S(G4), m2 = rs * (p - mu * s1x[r]) / S(G4);
-      if (dxr) {  // dx = rstd (V - m1 cs - m2 rstd (x W^T W - mean cs))
+      const S m2 = rs * p / S(G4);
+      if (dxr) {  // dx = rstd (V - m2 rstd x W^T W)
         const S* xg = XG + r * I;
         const S q = m2 * rs;
 #pragma omp simd
-        for (int64_t l = 0; l < I; ++l) dxr[l] = rs * (v[l] - m1 * cs[l] - q * (xg[l] - mu * cs[l]));
+        for (int64_t l = 0; l < I; ++l) dxr[l] = rs * (v[l] - q * xg[l]);
       }
       if (xc) {
-        const S c = rs * rs * m2, bm = rs * m1, gm = c * mu;
+        const S c = rs * rs * m2;
 #pragma omp simd
-        for (int64_t l = 0; l < I; ++l) {
-          xc[l] = c * xr[l];
-          beta[l] += bm * xr[l];
-          gamma[l] += gm * xr[l];
-        }
+        for (int64_t l = 0; l < I; ++l) xc[l] = c * xr[l];
       }
     }
   });
-  if (b.dw_ih) {  // dW = diag(g_ih) A - 1 beta^T - W C + 1 gamma^T
-    std::vector<S> beta(size_t(I), S(0)), gamma(size_t(I), S(0)), C(size_t(I * I));
-    for (int t = 0; t < nth; ++t)
-      for (int64_t l = 0; l < I; ++l) {
-        beta[l] += sums[t * stride + l];
-        gamma[l] += sums[t * stride + I + l];
-      }
+  if (b.dw_ih) {  // dWc = diag(g_ih) A - W C
+    std::vector<S> C(size_t(I * I));
     gemm<S>(true, false, I, I, TN, S(1), a.x, I, XC, I, S(0), C.data(), I);
     gemm<S>(false, false, G4, I, I, S(1), W, I, C.data(), I, S(0), b.dw_ih, I);  // W C
     for (int64_t j = 0; j < G4; ++j) {
       S* d = b.dw_ih + j * I;
       const S* Aj = A + j * I;
-      for (int64_t l = 0; l < I; ++l) d[l] = gih[j] * Aj[l] - beta[l] - d[l] + gamma[l];
+      for (int64_t l = 0; l < I; ++l) d[l] = gih[j] * Aj[l] - d[l];
     }
   }
 }

@@ -39,7 +39,6 @@ struct BackBuffers {
              // layer norm when the input side's products run in the loop (Ip > 0)
   S* dzifo;  // (T, N, 3H) gate-recurrence operand [dz_i; dz_f; dz_o], or null
   S* dhnew;  // (T, N, P) dL/d(projected h_t before zoneout), or null without projection
-  S* s1x;    // (T, N) sum(dz * g_ih) per row (ln_input_after_loop), or null
   // The input side's products in the loop (input_side_rows, see lstm_backward): Wg (4H, Ip) = W_ih,
   // or diag(g_ih) W_ih (ln_input_after_loop), with I padded to Ip; V (T, N, I) = D Wg (dx, or layer
   // norm's V), or null. Each thread adds D^T [x or rstd x] to its own (4H, Ip) accumulator
@@ -149,7 +148,6 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
         if (!valid(a.lengths, t, n)) {
           zero(dzh, G4);
           if (ln) zero(dxw_step + (n - c0) * G4, G4);
-          if (post_x) w.s1x[row] = S(0);
           if (fgr) zero(w.dzifo + row * H3, H3);
           continue;
         }
@@ -179,8 +177,7 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
                            acc.dpp, acc.dlcw, acc.dlcb, y, chat, dcn);
         }
         if (post_x) {
-          projection_ln_backward_h<S>(G4, dz, a.hw + row * G4, st, a.ln_ih, a.ln_hh, dzh, acc.dlhh,
-                                      acc.db, acc.dlih, w.s1x + row);
+          projection_ln_backward_h<S>(G4, dz, a.hw + row * G4, st, a.ln_hh, dzh, acc.dlhh, acc.db);
         } else if (ln) {
           projection_ln_backward<S>(G4, dz, a.xw + row * G4, a.hw + row * G4, st, a.ln_ih, a.ln_hh,
                                     dxw, dzh, acc.dlih, acc.dlhh, acc.db);
@@ -245,11 +242,23 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
 }  // namespace
 
 template <typename S>
-void lstm_backward(const LstmBackward<S>& b) {
+void lstm_backward(const LstmBackward<S>& b_in) {
+  LstmBackward<S> b = b_in;
   const LstmForward<S>& a = b.f;
   const LstmConfig& k = a.cfg;
   const int64_t T = k.T, N = k.N, I = k.I, H = k.H, P = k.P, G4 = 4 * H, H3 = 3 * H;
   const bool ln = k.flags & kLayerNorm, fgr = k.flags & kGateRecurrence, proj = a.w_hr != nullptr;
+  // Layer norm: the forward's products ran through the centred weights (pointwise.h, centre_rows),
+  // and so do the backward's; their gradients are centred at the end
+  std::vector<S> wih_c, whh_c;
+  if (ln) {
+    wih_c.assign(a.w_ih, a.w_ih + G4 * I);
+    whh_c.assign(a.w_hh, a.w_hh + G4 * P);
+    centre_rows(wih_c.data(), G4, I);
+    centre_rows(whh_c.data(), G4, P);
+    b.f.w_ih = wih_c.data();
+    b.f.w_hh = whh_c.data();
+  }
   const bool post_x = ln_input_after_loop(k);
   const int nth = threads_for(N);
   const int64_t max_rows = (N + nth - 1) / nth;
@@ -278,7 +287,6 @@ void lstm_backward(const LstmBackward<S>& b) {
   w.dxw = !ln ? w.dzh : in_loop ? nullptr : scratch<S>(1, T * N * G4);
   w.dzifo = fgr ? scratch<S>(2, T * N * H3) : nullptr;
   w.dhnew = proj ? scratch<S>(3, T * N * P) : nullptr;
-  w.s1x = post_x ? scratch<S>(6, T * N) : nullptr;
 
   PackedB<S> whh(false, G4, P, a.w_hh, P, max_rows);  // dz (rows, 4H) . W_hh
   std::unique_ptr<PackedB<S>> whr, wgr;
@@ -324,16 +332,21 @@ void lstm_backward(const LstmBackward<S>& b) {
           for (int tid = 0; tid < nth; ++tid) sum += a_parts[(tid * G4 + j) * Ip + l];
           dst[j * I + l] = sum;
         }
-    // dx already written by the loop; with post_x, b.dln_ih holds the loop's correction term
-    if (post_x) ln_input_backward<S>(b, A.data(), w.V, w.s1x, b.dln_ih);
+    // dx already written by the loop (without post_x); ln_input_backward writes dx, A's share of
+    // dW_ih and b.dln_ih
+    if (post_x) ln_input_backward<S>(b, A.data(), w.V, b.dln_ih);
   } else if (post_x) {  // w.dxw holds dz
     std::vector<S> A;
     const S* V = ln_input_products<S>(b, w.dxw, b.dln_ih, A);
-    ln_input_backward<S>(b, A.data(), V, w.s1x, b.dln_ih);
+    ln_input_backward<S>(b, A.data(), V, b.dln_ih);
   } else {
     // dW_ih = dxw^T x and dx = dxw W_ih, in one pass over dxw
     if (b.dw_ih) rows_pass<S>(TN, G4, w.dxw, a.w_ih, I, b.dx, a.x, I, b.dw_ih);
     else if (b.dx) project_rows<S>(false, TN, G4, I, w.dxw, a.w_ih, b.dx);
+  }
+  if (ln) {  // dW = dWc centred (pointwise.h, centre_rows)
+    if (b.dw_ih) centre_rows(b.dw_ih, G4, I);
+    if (b.dw_hh) centre_rows(b.dw_hh, G4, P);
   }
   if (b.dw_hr) gemm<S>(true, false, P, H, TN, S(1), w.dhnew, P, a.m, H, S(0), b.dw_hr, H);
   if (b.dw_gr) gemm<S>(true, false, H3, H3, TN, S(1), w.dzifo, H3, a.a, H3, S(0), b.dw_gr, H3);

@@ -21,11 +21,11 @@ constexpr double kLnEps = 1e-5;  // cells/lstm.py LN_EPS
 
 // Fast path: sigmoid gates, tanh activations, all gates present, no gate recurrence. z = xw + hw + b
 // is formed on the fly (hw = h W_hh^T of this step, in a warm per-thread buffer). With LN (layer
-// norm) the pre-activations come from the raw projections xw, hw and their statistics ln_st =
-// [mean_ih, rstd_ih, mean_hh, rstd_hh] in a first pass over the 4H row into z (in L1), so that the
-// gate loop is the same as without LN: one loop that also normalises would hold the statistics,
-// gains and the activations' constants at once, more than AVX2's 16 vector registers (measured
-// about 1.2x slower per row at H = 64). c_t is normalised before the output activation (a last
+// norm) the pre-activations come from the raw projections xw, hw (of mean 0: centred weights, see
+// pointwise.h, centre_rows) and their statistics ln_st = [0, rstd_ih, 0, rstd_hh] in a first pass
+// over the 4H row into z (in L1), so that the gate loop is the same as without LN: one loop that
+// also normalises would hold the statistics, gains and the activations' constants at once, more than
+// AVX2's 16 vector registers (measured about 1.2x slower per row at H = 64). c_t is normalised before the output activation (a last
 // short pass, after the row statistics, which go to ln_st[4], ln_st[5]).
 template <typename S, bool PEEP, bool COUPLED, bool LN, bool XIN = false>
 inline void cell_forward_fast(int64_t H, S* z, const S* b, const S* cp, const S* pp, S* cn, S* m,
@@ -35,10 +35,10 @@ inline void cell_forward_fast(int64_t H, S* z, const S* b, const S* cp, const S*
   S* zf = z + H;
   S* zg = z + 2 * H;
   S* zo = z + 3 * H;
-  if (LN) {  // z = LN(xw) g_ih + LN(hw) g_hh + b
-    const S mx = ln_st[0], rx = ln_st[1], mh = ln_st[2], rh = ln_st[3];
+  if (LN) {  // z = LN(xw) g_ih + LN(hw) g_hh + b (xw, hw of mean 0: centred weights)
+    const S rx = ln_st[1], rh = ln_st[3];
 #pragma omp simd
-    for (int64_t c = 0; c < 4 * H; ++c) z[c] = (xw[c] - mx) * rx * gih[c] + (hw[c] - mh) * rh * ghh[c] + b[c];
+    for (int64_t c = 0; c < 4 * H; ++c) z[c] = xw[c] * rx * gih[c] + hw[c] * rh * ghh[c] + b[c];
   }
   // pre-activation of gate q at unit j (z holds x W_ih^T without layer norm, unless XIN: then hw
   // already holds x W_ih^T + h W_hh^T; with LN, z holds it all)

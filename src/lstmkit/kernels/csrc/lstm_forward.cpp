@@ -75,8 +75,8 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
             zero(a.stats + (t * N + n) * 6, 6);
             continue;
           }
-          layer_norm_stats2<S>(xw_rows + (n - c0) * G4, hw_rows + (n - c0) * G4, G4, kLnEps,
-                               a.stats + (t * N + n) * 6);
+          projection_rstd2<S>(xw_rows + (n - c0) * G4, hw_rows + (n - c0) * G4, G4, kLnEps,
+                              a.stats + (t * N + n) * 6);
         }
       }
       for (int64_t n = c0; n < c0 + cr; ++n) {
@@ -121,11 +121,10 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
 #undef LSTMKIT_FWDX
         }
         if (!fast) {
-          if (ln) {  // z = LN(x W_ih^T) g_ih + LN(h W_hh^T) g_hh (+ b in the cell)
-            const S mx = st[0], rx = st[1], mh = st[2], rh = st[3];
+          if (ln) {  // z = LN(x W_ih^T) g_ih + LN(h W_hh^T) g_hh (+ b in the cell); xw, hw have mean 0
+            const S rx = st[1], rh = st[3];
 #pragma omp simd
-            for (int64_t j = 0; j < G4; ++j)
-              z[j] = (xw[j] - mx) * rx * a.ln_ih[j] + (hw[j] - mh) * rh * a.ln_hh[j];
+            for (int64_t j = 0; j < G4; ++j) z[j] = xw[j] * rx * a.ln_ih[j] + hw[j] * rh * a.ln_hh[j];
           } else if (xin) {  // hw = x W_ih^T + h W_hh^T already
             std::memcpy(z, hw, sizeof(S) * G4);
           } else {  // z = x W_ih^T + h W_hh^T (+ b in the cell)
@@ -178,6 +177,17 @@ void lstm_forward(const LstmForward<S>& a_in) {
   const bool ln = k.flags & kLayerNorm, fgr = k.flags & kGateRecurrence;
   const int nth = threads_for(N);
   const int64_t max_rows = (N + nth - 1) / nth;
+  // 0. Layer norm: both products through centred weights (pointwise.h, centre_rows), so that their
+  // rows have mean 0 and the statistics are one sum of squares per row
+  std::vector<S> wih_c, whh_c;
+  if (ln) {
+    wih_c.assign(a.w_ih, a.w_ih + G4 * I);
+    whh_c.assign(a.w_hh, a.w_hh + G4 * P);
+    centre_rows(wih_c.data(), G4, I);
+    centre_rows(whh_c.data(), G4, P);
+    a.w_ih = wih_c.data();
+    a.w_hh = whh_c.data();
+  }
   // 1. Where lstmkit's own kernel runs the per-step product: [W_ih | W_hh] packed together, and each
   // step computes x_t W_ih^T + h_{t-1} W_hh^T in one product (no pass over a (T, N, 4H) buffer of
   // input projections between the two; with layer norm the two halves are stored apart, xw of the

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "isa.h"
 
@@ -198,38 +199,46 @@ template <typename S> inline S layer_norm_stats(const S* x, int64_t n, double ep
   return S(1) / std::sqrt(var + S(eps));
 }
 
-// layer_norm_stats of two rows of n at once, in one loop (the step's two projections x W_ih^T and
-// h W_hh^T, both still in L1): st = [mean_x, rstd_x, mean_y, rstd_y]. The same sums as
-// layer_norm_stats (shifted by each row's first element), two accumulators per sum.
-template <typename S> inline void layer_norm_stats2(const S* x, const S* y, int64_t n, double eps, S* st) {
+// Layer norm's statistics of the step's two projections x W_ih^T and h W_hh^T (both still in L1),
+// rows of n: st = [0, rstd_x, 0, rstd_y]. The fused kernels form both products with centred weights
+// (centre_rows), so each row has mean 0 by construction and its variance is its mean square:
+// rstd = 1 / sqrt(mean(x^2) + eps). Two accumulators per sum.
+template <typename S> inline void projection_rstd2(const S* x, const S* y, int64_t n, double eps, S* st) {
   using V = typename Vec<S>::v;
-  const S kx = x[0], ky = y[0];
-  V vsx[2] = {}, vqx[2] = {}, vsy[2] = {}, vqy[2] = {};
-  S sx = 0, qx = 0, sy = 0, qy = 0;
+  V vqx[2] = {}, vqy[2] = {};
+  S qx = 0, qy = 0;
   for_vec<S, 2>(n, [&](auto tag, int64_t j, auto u) __attribute__((always_inline)) {
     using T = decltype(tag);
-    const T a = load_as<T>(x + j) - kx, b = load_as<T>(y + j) - ky;
+    const T a = load_as<T>(x + j), b = load_as<T>(y + j);
     if constexpr (std::is_same_v<T, S>) {
-      sx += a;
       qx += a * a;
-      sy += b;
       qy += b * b;
     } else {
-      vsx[u] += a;
       vqx[u] += a * a;
-      vsy[u] += b;
       vqy[u] += b * b;
     }
   });
-  auto finish = [&](S k, S s, S q, S* out) {
-    const S md = s / S(n);
-    S var = q / S(n) - md * md;
-    var = var > S(0) ? var : S(0);
-    out[0] = k + md;
-    out[1] = S(1) / std::sqrt(var + S(eps));
-  };
-  finish(kx, sx + hsum<S>(vsx[0] + vsx[1]), qx + hsum<S>(vqx[0] + vqx[1]), st);
-  finish(ky, sy + hsum<S>(vsy[0] + vsy[1]), qy + hsum<S>(vqy[0] + vqy[1]), st + 2);
+  st[0] = S(0);
+  st[1] = S(1) / std::sqrt((qx + hsum<S>(vqx[0] + vqx[1])) / S(n) + S(eps));
+  st[2] = S(0);
+  st[3] = S(1) / std::sqrt((qy + hsum<S>(vqy[0] + vqy[1])) / S(n) + S(eps));
+}
+
+// Layer norm's projections through centred weights. LayerNorm is invariant to a shift of its row,
+// and the mean of a row of h W^T over its R = 4H outputs is h . w_bar (w_bar the mean of W's rows),
+// so LN(h W^T) = LN(h Wc^T) with Wc = W - 1 w_bar^T: every row of h Wc^T has mean 0, the forward
+// needs only its mean square (projection_rstd2), and the backward drops the terms that the mean
+// contributes (the gradient at the product differs by a multiple of 1 per row, which Wc maps to 0).
+// The parameter is W; its gradient is the centred one, dW = dWc - 1 mean_rows(dWc)^T (the chain rule
+// through Wc = (I - 1 1^T / R) W), which is this same function applied to dWc.
+// Centres the columns of W (rows, cols) over its rows in place; the means are summed in double.
+template <typename S> inline void centre_rows(S* W, int64_t rows, int64_t cols) {
+  std::vector<double> mean(size_t(cols), 0.0);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) mean[c] += W[r * cols + c];
+  for (int64_t c = 0; c < cols; ++c) mean[c] /= double(rows);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) W[r * cols + c] = S(W[r * cols + c] - mean[c]);
 }
 
 // LayerNorm of one row without gain, in place: x <- (x - mean) * rstd; returns rstd.
