@@ -231,14 +231,23 @@ template <typename S> inline void projection_rstd2(const S* x, const S* y, int64
 // contributes (the gradient at the product differs by a multiple of 1 per row, which Wc maps to 0).
 // The parameter is W; its gradient is the centred one, dW = dWc - 1 mean_rows(dWc)^T (the chain rule
 // through Wc = (I - 1 1^T / R) W), which is this same function applied to dWc.
-// Centres the columns of W (rows, cols) over its rows in place; the means are summed in double.
+// Centres the columns of W (rows, cols) over its rows in place.
 template <typename S> inline void centre_rows(S* W, int64_t rows, int64_t cols) {
-  std::vector<double> mean(size_t(cols), 0.0);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) mean[c] += W[r * cols + c];
-  for (int64_t c = 0; c < cols; ++c) mean[c] /= double(rows);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) W[r * cols + c] = S(W[r * cols + c] - mean[c]);
+  std::vector<S> mean(size_t(cols), S(0));
+  S* mu = mean.data();
+  for (int64_t r = 0; r < rows; ++r) {
+    const S* w = W + r * cols;
+#pragma omp simd
+    for (int64_t c = 0; c < cols; ++c) mu[c] += w[c];
+  }
+  const S inv = S(1) / S(rows);
+#pragma omp simd
+  for (int64_t c = 0; c < cols; ++c) mu[c] *= inv;
+  for (int64_t r = 0; r < rows; ++r) {
+    S* w = W + r * cols;
+#pragma omp simd
+    for (int64_t c = 0; c < cols; ++c) w[c] -= mu[c];
+  }
 }
 
 // LayerNorm of one row without gain, in place: x <- (x - mean) * rstd; returns rstd.
