@@ -131,10 +131,14 @@ template <typename S> inline void stream_copy(S* dst, const S* src, int64_t n) {
 }
 
 // Ask for p[0, n) to be brought into the caches ahead of its use (one request per 64-byte line; a
-// hint, never a fault). For data that comes from memory, not from a recent write.
-template <typename S> inline void prefetch(const S* p, int64_t n) {
+// hint, never a fault): into L2 (prefetcht1), or with l1 into L1 as well (prefetcht0). For data that
+// comes from memory, not from a recent write.
+template <typename S> inline void prefetch(const S* p, int64_t n, bool l1 = false) {
   const char* c = reinterpret_cast<const char*>(p);
-  for (int64_t b = 0; b < int64_t(sizeof(S)) * n; b += 64) __builtin_prefetch(c + b, 0, 2);
+  if (l1)
+    for (int64_t b = 0; b < int64_t(sizeof(S)) * n; b += 64) __builtin_prefetch(c + b, 0, 3);
+  else
+    for (int64_t b = 0; b < int64_t(sizeof(S)) * n; b += 64) __builtin_prefetch(c + b, 0, 2);
 }
 
 inline void stream_fence() {

@@ -133,13 +133,18 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
       if (ln) {  // the next chunk's h W_hh^T (layer norm): written with streamed stores by forward, so
                  // read from memory; requested now, it arrives while this chunk is computed (measured at
                  // (B, T, I, H) = (1, 500, 8, 64): read on demand, projection_ln_backward_h waited
-                 // on memory for longer than the rest of the row's backward took)
+                 // on memory for longer than the rest of the row's backward took). A chunk of one row
+                 // (the thread's step is then one chain of dependent work) has it brought into L1:
+                 // layer norm fwd+bwd at (1, 500, 8, 64) 2-3 % faster on the AVX-512 path and 4-5 %
+                 // on the AVX2 path, 1-3 % at (2, 500, 8, 64), no change at (1, 500, 8, 128);
+                 // at larger chunks into L2 only (into L1 too: 1-2 % slower at (32, 100, 16, 64)).
+                 // In-process alternation, docs/benchmarks.md.
         const bool last = q + 1 == nch;
         const int64_t tn = last ? t - 1 : t, n0 = last ? r0 : c0 + cr;
         const int64_t nr = last ? rows / nch + (rows % nch ? 1 : 0) : rows / nch + (q + 1 < rows % nch ? 1 : 0);
         if (tn >= 0) {
-          prefetch(a.hw + (tn * N + n0) * G4, nr * G4);
-          if (!post_x) prefetch(a.xw + (tn * N + n0) * G4, nr * G4);  // x W_ih^T, kept likewise
+          prefetch(a.hw + (tn * N + n0) * G4, nr * G4, nr == 1);
+          if (!post_x) prefetch(a.xw + (tn * N + n0) * G4, nr * G4, nr == 1);  // x W_ih^T, kept likewise
         }
       }
       for (int64_t n = c0; n < c0 + cr; ++n) {
