@@ -114,13 +114,22 @@ def test_input_side_after_the_loop(preset, x_grad, dtype):
 
 
 @needs_fused
-def test_layer_norm_input_side_with_offset_projections():
-    """float32, x W_ih^T with a mean far from zero (every row of W_ih shares a component and x has an
-    offset): the after-the-loop form, which subtracts the mean late, stays within the tolerance."""
-    case = lstm_case(LSTMOptions(layer_norm=True), torch.float32, T=8, N=6, I=24, H=40)
+@pytest.mark.parametrize("offset", ["ih", "hh", "both"])
+@pytest.mark.parametrize("I", [24, 40], ids=["dx-through-x", "xw-kept"])
+def test_layer_norm_with_offset_projections(I, offset):
+    """float32, projections with a mean far from zero (every row of the weight shares a component,
+    and x has an offset): the fused kernels take both products through centred weights (csrc
+    pointwise.h, centre_rows) and treat the rows' means as 0; outputs and gradients (the weights'
+    centred again) stay within the reference's tolerance. I = 24 runs the input side's backward
+    through x after the loop (I^2 <= 8H), I = 40 from the kept x W_ih^T."""
+    case = lstm_case(LSTMOptions(layer_norm=True), torch.float32, T=8, N=6, I=I, H=40,
+                     lengths=[8, 3, 8, 1, 6, 8])
     with torch.no_grad():
         case.x.add_(1.5)
-        case.params.weight_ih.add_(0.3)
+        if offset in ("ih", "both"):
+            case.params.weight_ih.add_(0.3)
+        if offset in ("hh", "both"):
+            case.params.weight_hh.add_(0.5)
     check_against(case)
 
 
