@@ -253,17 +253,10 @@ void lstm_backward(const LstmBackward<S>& b_in) {
   const LstmConfig& k = a.cfg;
   const int64_t T = k.T, N = k.N, I = k.I, H = k.H, P = k.P, G4 = 4 * H, H3 = 3 * H;
   const bool ln = k.flags & kLayerNorm, fgr = k.flags & kGateRecurrence, proj = a.w_hr != nullptr;
-  // Layer norm: the forward's products ran through the centred weights (pointwise.h, centre_rows),
-  // and so do the backward's; their gradients are centred at the end
-  std::vector<S> wih_c, whh_c;
-  if (ln) {
-    wih_c.assign(a.w_ih, a.w_ih + G4 * I);
-    whh_c.assign(a.w_hh, a.w_hh + G4 * P);
-    centre_rows(wih_c.data(), G4, I);
-    centre_rows(whh_c.data(), G4, P);
-    b.f.w_ih = wih_c.data();
-    b.f.w_hh = whh_c.data();
-  }
+  // Layer norm: the forward's products ran through the centred weights, and so do the backward's;
+  // their gradients are centred at the end
+  std::vector<S> centred;
+  use_centred_weights(b.f, centred);
   const bool post_x = ln_input_after_loop(k);
   const int nth = threads_for(N);
   const int64_t max_rows = (N + nth - 1) / nth;

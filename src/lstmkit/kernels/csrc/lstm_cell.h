@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "fused.h"
 #include "pointwise.h"
@@ -13,6 +14,22 @@ namespace lstmkit {
 namespace {
 
 constexpr double kLnEps = 1e-5;  // cells/lstm.py LN_EPS
+
+// Layer norm (kLayerNorm): points a.w_ih and a.w_hh at copies centred over their 4H rows, kept in
+// `keep` (pointwise.h, centre_rows: every row of x W_ih^T and h W_hh^T then has mean 0). The
+// forward's products and the backward's all take them; the backward centres dW_ih and dW_hh at the
+// end. Without layer norm, nothing changes.
+template <typename S>
+void use_centred_weights(LstmForward<S>& a, std::vector<S>& keep) {
+  if (!(a.cfg.flags & kLayerNorm)) return;
+  const int64_t G4 = 4 * a.cfg.H, I = a.cfg.I, P = a.cfg.P;
+  keep.assign(a.w_ih, a.w_ih + G4 * I);
+  keep.insert(keep.end(), a.w_hh, a.w_hh + G4 * P);
+  centre_rows(keep.data(), G4, I);
+  centre_rows(keep.data() + G4 * I, G4, P);
+  a.w_ih = keep.data();
+  a.w_hh = keep.data() + G4 * I;
+}
 
 // ---- one row of one step, forward ------------------------------------------------------------------
 // z (4H): in, the pre-activations [z_i | z_f | z_g | z_o] without bias and peepholes; out, the

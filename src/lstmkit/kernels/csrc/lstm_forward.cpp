@@ -177,17 +177,10 @@ void lstm_forward(const LstmForward<S>& a_in) {
   const bool ln = k.flags & kLayerNorm, fgr = k.flags & kGateRecurrence;
   const int nth = threads_for(N);
   const int64_t max_rows = (N + nth - 1) / nth;
-  // 0. Layer norm: both products through centred weights (pointwise.h, centre_rows), so that their
-  // rows have mean 0 and the statistics are one sum of squares per row
-  std::vector<S> wih_c, whh_c;
-  if (ln) {
-    wih_c.assign(a.w_ih, a.w_ih + G4 * I);
-    whh_c.assign(a.w_hh, a.w_hh + G4 * P);
-    centre_rows(wih_c.data(), G4, I);
-    centre_rows(whh_c.data(), G4, P);
-    a.w_ih = wih_c.data();
-    a.w_hh = whh_c.data();
-  }
+  // 0. Layer norm: both products through centred weights, so that their rows have mean 0 and the
+  // statistics are one sum of squares per row
+  std::vector<S> centred;
+  use_centred_weights(a, centred);
   // 1. Where lstmkit's own kernel runs the per-step product: [W_ih | W_hh] packed together, and each
   // step computes x_t W_ih^T + h_{t-1} W_hh^T in one product (no pass over a (T, N, 4H) buffer of
   // input projections between the two; with layer norm the two halves are stored apart, xw of the
