@@ -321,3 +321,54 @@ def test_lstm_forward_only_matches_the_reference(preset, dtype):
             want = call(reference, case, True)
         for k, (a, b) in enumerate(zip(got, want)):
             assert_close(a, b, f"output {k}", atol, rtol)
+
+
+def _run_with_float64_cotangents(module, case):
+    """run() with the cotangents drawn in float64 whatever the case's dtype, so that a float32 run
+    and a float64 run differentiate the same loss."""
+    outs = call(module, case, True)
+    g = torch.Generator().manual_seed(123)
+    loss = sum((o * torch.randn(o.shape, generator=g, dtype=torch.float64).to(o.dtype)).sum() for o in outs)
+    leaves = case.leaves()
+    grads = torch.autograd.grad(loss, leaves)
+    return [o.detach() for o in outs], [d.detach() for d in grads]
+
+
+def _as_float32(case):
+    """The same case in float32 (fresh leaves)."""
+    conv = lambda t: None if t is None else t.detach().float().requires_grad_(t.requires_grad)  # noqa: E731
+    return type(case)(case.kind, conv(case.x), tuple(conv(s) for s in case.state),
+                      type(case.params)(*[conv(p) for p in case.params]), case.opts, case.lengths,
+                      {k: None if v is None else v.float() for k, v in case.masks.items()})
+
+
+@needs_fused
+@pytest.mark.parametrize("weights", ["ih-constant", "ih-rows-equal", "offset-20"])
+@pytest.mark.parametrize("I", [24, 40], ids=["dx-through-x", "xw-kept"])
+def test_layer_norm_float32_against_float64_with_common_row_components(I, weights):
+    """Weights whose rows share a large component, float32 fused against the float64 reference (the
+    float32 reference itself loses digits to the cancellation here). The fused kernels centre the
+    weights over their rows and take the products' means as 0, so the centring must leave no
+    common component behind: with the means summed in float32, every entry 5.7 put the outputs off
+    by 0.17 (a newcomer's test). Identical rows make x W_ih^T constant over the 4H outputs, so its
+    LayerNorm is exactly 0; there only the outputs are compared (the gradients of a zero-variance
+    LayerNorm are ill-conditioned in float32 on either backend)."""
+    case = lstm_case(LSTMOptions(layer_norm=True), torch.float64, T=6, N=3, I=I, H=40, lengths=[6, 2, 5])
+    with torch.no_grad():
+        w = case.params.weight_ih
+        if weights == "ih-constant":
+            w.fill_(5.7)
+        elif weights == "ih-rows-equal":
+            w.copy_(w[0].expand_as(w))
+        else:
+            w.add_(20.0)
+            case.params.weight_hh.add_(20.0)
+    want_o, want_g = _run_with_float64_cotangents(reference, case)
+    got_o, got_g = _run_with_float64_cotangents(fused, _as_float32(case))
+    atol, rtol = TOL[torch.float32]
+    for k, (a, b) in enumerate(zip(got_o, want_o)):
+        assert_close(a.double(), b, f"output {k}", atol, rtol)
+    if weights == "offset-20":
+        for k, (a, b) in enumerate(zip(got_g, want_g)):
+            if b is not None:
+                assert_close(a.double(), b, f"grad {k}", atol * 10, rtol * 10)

@@ -90,7 +90,7 @@ struct LstmForward {
   S* a;       // (T + 1, N, 3H) [i; f; o] of the previous step (gate recurrence), or null
   S* xw;     // (T, N, 4H) x Wc_ih^T before its LayerNorm (layer norm, kept for backward), or null
              // (also with kNoBackward or kInputGrad); Wc the centred weights (pointwise.h,
-             // centre_rows), so each row has mean 0
+             // centre_rows), so each row has mean 0 up to rounding
   S* hw;     // (T, N, 4H) h Wc_hh^T before its LayerNorm (layer norm), or null (also with kNoBackward)
   S* stats;  // (T, N, 6) [mean, rstd] of xw, of hw (means 0) and of c_t (layer norm), or null
   S* h_n;     // (N, P) final states (each row's last real step)
