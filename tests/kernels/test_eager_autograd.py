@@ -41,7 +41,7 @@ def _grads(out_fn, kw):
 def test_the_eager_path_is_taken_and_matches_the_operators_own_autograd():
     for layer_norm, lengths in ((False, None), (True, None), (True, [6, 2, 4])):
         kw, opts = _lstm_kwargs(layer_norm, lengths)
-        assert ops._plain_eager_grad(kw)
+        assert ops._plain_eager(kw) == (True, True)
         eager, g_eager = _grads(lambda: ops._forward("lstm", {**kw, **opts}), kw)
         assert type(eager[0].grad_fn).__name__ == "_EagerAutogradBackward"
         own, g_own = _grads(lambda: torch.ops.lstmkit.lstm_forward(**kw, **opts), kw)
@@ -65,17 +65,38 @@ def test_second_derivatives_through_the_eager_path():
     torch.autograd.gradgradcheck(lambda x_: ops._forward("lstm", {**kw, "x": x_, **opts})[0], (x,))
 
 
-def test_traced_and_no_grad_calls_keep_the_operator():
+def test_plain_eager_calls_are_told_apart_from_traced_ones():
     kw, opts = _lstm_kwargs(False)
+    assert ops._plain_eager(kw) == (True, True)
     with torch.no_grad():
-        assert not ops._plain_eager_grad(kw)
+        assert ops._plain_eager(kw) == (True, False)  # plain, no autograd: straight to the kernel
+    plain_data = {k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in kw.items()}
+    assert ops._plain_eager(plain_data) == (True, False)
     params = {k: (torch.nn.Parameter(v.detach()) if isinstance(v, torch.Tensor) else v)
               for k, v in kw.items()}
-    assert ops._plain_eager_grad(params)  # parameters are plain tensors too
+    assert ops._plain_eager(params) == (True, True)  # parameters are plain tensors too
     from torch._subclasses.fake_tensor import FakeTensorMode
     with FakeTensorMode():
-        assert not ops._plain_eager_grad(kw)  # a dispatch mode is active
+        assert ops._plain_eager(kw) == (False, False)  # a dispatch mode is active: the operator
     assert S.OPERATORS["lstm_forward"]  # the schema the eager path binds by
+
+
+@needs_fused
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_a_no_grad_call_below_autograd_matches_the_operator(layer_norm):
+    """A plain call that needs no autograd runs the kernel below the operator's registered autograd
+    (its Python wrapper costs about 40 us a call): same results, and nothing for autograd to record."""
+    kw, opts = _lstm_kwargs(layer_norm, [6, 2, 4])
+    opts = {**opts, "need_backward": False}
+    with torch.no_grad():
+        direct = ops._forward("lstm", {**kw, **opts})
+        own = torch.ops.lstmkit.lstm_forward(**kw, **opts)
+    for a, b in zip(direct[:5], own[:5]):
+        assert torch.equal(a, b)
+        assert a.grad_fn is None and not a.requires_grad
+    data = {k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in kw.items()}
+    out = ops._forward("lstm", {**data, **opts})  # grad on, but nothing requires it
+    assert all(t.grad_fn is None for t in out if isinstance(t, torch.Tensor))
 
 
 @needs_fused
