@@ -44,16 +44,18 @@ def _names(args) -> tuple[str, ...]:
     return tuple(a.name for a in args)
 
 
+def _defaults(op: str) -> dict:
+    inputs, options, _ = S.OPERATORS[op]
+    return {**dict.fromkeys(_names(inputs)), **{a.name: a.default for a in options}}
+
+
+_DEFAULTS = {op: _defaults(op) for op in S.OPERATORS}
+_INPUT_NAMES = {op: _names(S.OPERATORS[op][0]) for op in S.OPERATORS}
+
+
 def _bind(op: str, args: tuple, kwargs: dict) -> dict:
     """{argument name: value} of one call, defaults filled in."""
-    inputs, options, _ = S.OPERATORS[op]
-    bound = dict(zip(_names(inputs), args))
-    bound.update(kwargs)
-    for a in options:
-        bound.setdefault(a.name, a.default)
-    for a in inputs:
-        bound.setdefault(a.name, None)
-    return bound
+    return {**_DEFAULTS[op], **dict(zip(_INPUT_NAMES[op], args)), **kwargs}
 
 
 # ---- shape checks (the fake implementations; the C++ binding does the same at run time) ----------
@@ -263,6 +265,9 @@ class _EagerAutograd(torch.autograd.Function):
 _is_exporting = getattr(torch.compiler, "is_exporting", lambda: False)  # (torch >= 2.4)
 
 
+_PLAIN_TYPES = (Tensor, torch.nn.Parameter)
+
+
 def _plain_eager(kwargs: dict) -> tuple[bool, bool]:
     """(plain, needs_grad): whether the call runs in plain eager mode (plain tensors, nothing tracing
     or intercepting it), and if so whether it needs autograd (grad on, a tensor requiring grad)."""
@@ -270,10 +275,13 @@ def _plain_eager(kwargs: dict) -> tuple[bool, bool]:
         return False, False
     if torch._C._len_torch_dispatch_stack() > 0 or torch._C._are_functorch_transforms_active():
         return False, False
-    tensors = [t for t in kwargs.values() if isinstance(t, Tensor)]
-    if not all(type(t) in (Tensor, torch.nn.Parameter) for t in tensors):
-        return False, False
-    return True, torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    requires_grad = False
+    for t in kwargs.values():
+        if isinstance(t, Tensor):
+            if type(t) not in _PLAIN_TYPES:
+                return False, False
+            requires_grad = requires_grad or t.requires_grad
+    return True, requires_grad and torch.is_grad_enabled()
 
 
 def _call_table(kind: str):
