@@ -98,10 +98,14 @@ class LSTMOptions:
     @property
     def is_vanilla(self) -> bool:
         """True when this is exactly torch.nn.LSTM's math."""
-        return self == LSTMOptions()
+        return self == _VANILLA
 
     def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """{field name: value}, in field order (a copy of the instance's fields)."""
+        return dict(self.__dict__)
+
+
+_VANILLA = LSTMOptions()
 
 
 #: Greff et al. (2017) variants. V is the vanilla LSTM *with* peepholes; every other preset is V with
