@@ -16,9 +16,9 @@ Columns: time, ratio to torch.nn.LSTM in the same run, ratio to lstmkit's vanill
 run (for the lstmkit variants: what issue 10's "within 1.15x of vanilla" target reads) twice: the
 ratio of the two minima, and the median over rounds of the ratio within each round (robust to the
 machine's speed drifting between rounds, which moves the ratio of minima by several per cent from
-run to run), and achieved GFLOP/s counting only the matrix products (forward 2*T*B*4H*(I+H); forward + backward three times
-that). The machine's GEMM peak (a large float32 torch.mm, best of several) is printed beside them.
-Nothing here asserts timing.
+run to run), and achieved GFLOP/s counting only the matrix products (forward 2*T*B*4H*(I+H);
+forward + backward three times that). The machine's GEMM peak (a large float32 torch.mm, best of
+several) is printed beside them. Nothing here asserts timing.
 """
 from __future__ import annotations
 
@@ -161,7 +161,8 @@ def paired_median(a: list[float], b: list[float]) -> float:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--reps", type=int, default=15, help="interleaved rounds per size (minima and per-round ratios are kept)")
+    ap.add_argument("--reps", type=int, default=15,
+                    help="interleaved rounds per size (minima and per-round ratios are kept)")
     ap.add_argument("--budget", type=float, default=60.0,
                     help="seconds per size and mode after which fewer rounds are run (at least 3)")
     ap.add_argument("--sizes", nargs="*", default=None, help="sizes as B,T,I,H (default: the five)")

@@ -300,8 +300,8 @@ def _forward(kind: str, kwargs: dict) -> tuple[Tensor, ...]:
     autograd goes through _EagerAutograd, with the operator's own defaults filled in (as torch's
     fill_defaults does); one that does not goes straight to the kernel, below the operator's
     registered autograd, whose Python wrapper (``forward_no_grad`` and a Python ``redispatch``)
-    cost about 40 us a call (a no-grad forward at (T, N, I, H) = (2, 1, 2, 4) took 120 us, 58 us
-    before the operators were registered with torch.library). Anything else (tracing, export,
+    ran on every call (a no-grad forward at (T, N, I, H) = (2, 1, 2, 4): 130 -> about 115 us,
+    docs/benchmarks.md). Anything else (tracing, export,
     dispatch modes, subclasses, functorch), and a call the operator would refuse (an unknown name, a
     required tensor missing or None), goes to the operator, which says what is wrong."""
     names, required, inputs, options = _CALL[kind]

@@ -218,8 +218,8 @@ const S* ln_input_products(const LstmBackward<S>& b, const S* dz, S* dlih, std::
   S* XS = want_a ? scratch<S>(4, TN * I) : nullptr;
   S* V = want_v ? scratch<S>(5, TN * I) : nullptr;
   if (want_a) {
-    for (int64_t r = 0; r < TN; ++r) {  // padding rows: rstd 0
-      const S rs = valid(a.lengths, r / N, r % N) ? a.stats[r * 6 + 1] : S(0);
+    for (int64_t r = 0; r < TN; ++r) {  // padding rows: rstd 0 (the forward zeroes their stats)
+      const S rs = a.stats[r * 6 + 1];
       const S* xr = a.x + r * I;
       S* d = XS + r * I;
       for (int64_t l = 0; l < I; ++l) d[l] = rs * xr[l];

@@ -42,8 +42,9 @@ void use_centred_weights(LstmForward<S>& a, std::vector<S>& keep) {
 // pointwise.h, centre_rows) and their statistics ln_st = [0, rstd_ih, 0, rstd_hh] in a first pass
 // over the 4H row into z (in L1), so that the gate loop is the same as without LN: one loop that
 // also normalises would hold the statistics, gains and the activations' constants at once, more than
-// AVX2's 16 vector registers (measured about 1.2x slower per row at H = 64). c_t is normalised before the output activation (a last
-// short pass, after the row statistics, which go to ln_st[4], ln_st[5]).
+// AVX2's 16 vector registers (measured about 1.2x slower per row at H = 64). c_t is normalised
+// before the output activation (a last short pass, after the row statistics, which go to ln_st[4],
+// ln_st[5]).
 template <typename S, bool PEEP, bool COUPLED, bool LN, bool XIN = false>
 inline void cell_forward_fast(int64_t H, S* z, const S* b, const S* cp, const S* pp, S* cn, S* m,
                               const S* xw, const S* hw, const S* gih, const S* ghh, const S* lncw,

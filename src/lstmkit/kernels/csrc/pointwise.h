@@ -202,8 +202,7 @@ template <typename S> inline S layer_norm_stats(const S* x, int64_t n, double ep
 // Layer norm's statistics of the step's two projections x W_ih^T and h W_hh^T (both still in L1),
 // rows of n: st = [0, rstd_x, 0, rstd_y]. The fused kernels form both products with centred weights
 // (centre_rows), so each row has mean 0 (up to the rounding of the centred weights' entries) and its
-// variance is its mean square:
-// rstd = 1 / sqrt(mean(x^2) + eps). Two accumulators per sum.
+// variance is its mean square: rstd = 1 / sqrt(mean(x^2) + eps). Two accumulators per sum.
 template <typename S> inline void projection_rstd2(const S* x, const S* y, int64_t n, double eps, S* st) {
   using V = typename Vec<S>::v;
   V vqx[2] = {}, vqy[2] = {};
