@@ -41,7 +41,7 @@ def _grads(out_fn, kw):
 def test_the_eager_path_is_taken_and_matches_the_operators_own_autograd():
     for layer_norm, lengths in ((False, None), (True, None), (True, [6, 2, 4])):
         kw, opts = _lstm_kwargs(layer_norm, lengths)
-        assert ops._plain_eager(kw) == (True, True)
+        assert ops._plain_eager(kw.values()) == (True, True)
         eager, g_eager = _grads(lambda: ops._forward("lstm", {**kw, **opts}), kw)
         assert type(eager[0].grad_fn).__name__ == "_EagerAutogradBackward"
         own, g_own = _grads(lambda: torch.ops.lstmkit.lstm_forward(**kw, **opts), kw)
@@ -67,17 +67,17 @@ def test_second_derivatives_through_the_eager_path():
 
 def test_plain_eager_calls_are_told_apart_from_traced_ones():
     kw, opts = _lstm_kwargs(False)
-    assert ops._plain_eager(kw) == (True, True)
+    assert ops._plain_eager(kw.values()) == (True, True)
     with torch.no_grad():
-        assert ops._plain_eager(kw) == (True, False)  # plain, no autograd: straight to the kernel
+        assert ops._plain_eager(kw.values()) == (True, False)  # plain, no autograd: straight to the kernel
     plain_data = {k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in kw.items()}
-    assert ops._plain_eager(plain_data) == (True, False)
+    assert ops._plain_eager(plain_data.values()) == (True, False)
     params = {k: (torch.nn.Parameter(v.detach()) if isinstance(v, torch.Tensor) else v)
               for k, v in kw.items()}
-    assert ops._plain_eager(params) == (True, True)  # parameters are plain tensors too
+    assert ops._plain_eager(params.values()) == (True, True)  # parameters are plain tensors too
     from torch._subclasses.fake_tensor import FakeTensorMode
     with FakeTensorMode():
-        assert ops._plain_eager(kw) == (False, False)  # a dispatch mode is active: the operator
+        assert ops._plain_eager(kw.values()) == (False, False)  # a dispatch mode is active: the operator
     assert S.OPERATORS["lstm_forward"]  # the schema the eager path binds by
 
 

@@ -71,6 +71,17 @@ def _up(t: Optional[Tensor]) -> Optional[Tensor]:
     return (t.float() if t.dtype in _HALF else t).contiguous()
 
 
+def _contiguous(t: Optional[Tensor]) -> Optional[Tensor]:
+    return None if t is None else t.contiguous()
+
+
+# the operators' inputs in their schema order: x, h0, (c0), the cell's parameters, then these
+_LSTM_INPUTS = ("x", "h0", "c0") + LSTMParams._fields + ("lengths", "rec_mask", "zoneout_c", "zoneout_h")
+_GRU_INPUTS = ("x", "h0") + GRUParams._fields + ("lengths", "rec_mask", "zoneout_h")
+assert _LSTM_INPUTS == ops._INPUT_NAMES["lstm_forward"], "schema.py and LSTMParams disagree"
+assert _GRU_INPUTS == ops._INPUT_NAMES["gru_forward"], "schema.py and GRUParams disagree"
+
+
 def lstm_direction(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, opts: LSTMOptions,
                    lengths: Optional[Tensor] = None, rec_mask: Optional[Tensor] = None,
                    zoneout_c: Optional[Tensor] = None, zoneout_h: Optional[Tensor] = None,
@@ -87,14 +98,16 @@ def lstm_direction(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, opts: LSTMO
         return reference.lstm_direction(x, h0, c0, p, opts, lengths, rec_mask, zoneout_c,
                                         zoneout_h, want_trace)
     _ensure_loaded()
-    tensors = dict(x=_up(x), h0=_up(h0), c0=_up(c0), **{k: _up(v) for k, v in p._asdict().items()},
-                   lengths=_lengths(lengths, x.shape[0]), rec_mask=_up(rec_mask),
-                   zoneout_c=_up(zoneout_c), zoneout_h=_up(zoneout_h))
+    up = _up if x.dtype in _HALF else _contiguous
+    inputs = (up(x), up(h0), up(c0), *[up(t) for t in p],
+              _lengths(lengths, x.shape[0]), up(rec_mask), up(zoneout_c), up(zoneout_h))
     # (a jit trace is checked by re-tracing under no_grad: keep the same graph either way)
-    grad = _wants_grad(*tensors.values()) or torch.jit.is_tracing()
-    input_grad = grad and (tensors["x"].requires_grad or torch.jit.is_tracing())
-    out = ops.lstm_forward(**tensors, **opts.to_dict(), need_backward=grad, input_grad=input_grad)
-    y, h_n, c_n, gates, c = out["h_all"][1:], out["h_n"], out["c_n"], out["gates"], out["c"]
+    grad = _wants_grad(*inputs) or torch.jit.is_tracing()
+    input_grad = grad and (inputs[0].requires_grad or torch.jit.is_tracing())
+    out = ops.call_forward("lstm", inputs, {**opts.to_dict(), "need_backward": grad,
+                                            "input_grad": input_grad})
+    # (results in the order of schema.LSTM_RESULTS: h_all, h_n, c_n, gates, c, ...)
+    y, h_n, c_n, gates, c = out[0][1:], out[1], out[2], out[3], out[4]
     if x.dtype in _HALF:
         y, h_n, c_n, gates, c = (t.to(x.dtype) for t in (y, h_n, c_n, gates, c))
     trace = None
@@ -114,10 +127,10 @@ def gru_direction(x: Tensor, h0: Tensor, p: GRUParams, lengths: Optional[Tensor]
 
         return reference.gru_direction(x, h0, p, lengths, rec_mask, zoneout_h, want_trace)
     _ensure_loaded()
-    out = ops.gru_forward(x=_up(x), h0=_up(h0), **{k: _up(v) for k, v in p._asdict().items()},
-                          lengths=_lengths(lengths, x.shape[0]), rec_mask=_up(rec_mask),
-                          zoneout_h=_up(zoneout_h))
-    y, h_n, gates = out["h_all"][1:], out["h_n"], out["gates"]
+    up = _up if x.dtype in _HALF else _contiguous
+    out = ops.call_forward("gru", (up(x), up(h0), *[up(t) for t in p],
+                                   _lengths(lengths, x.shape[0]), up(rec_mask), up(zoneout_h)), {})
+    y, h_n, gates = out[0][1:], out[1], out[2]  # (the order of schema.GRU_RESULTS)
     if x.dtype in _HALF:
         y, h_n, gates = (t.to(x.dtype) for t in (y, h_n, gates))
     trace = None

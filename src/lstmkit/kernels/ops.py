@@ -245,8 +245,8 @@ class _EagerAutograd(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, kind, options, *args):
-        with torch._C._AutoDispatchBelowAutograd():  # the kernel itself (see _forward)
-            out = getattr(torch.ops.lstmkit, f"{kind}_forward")(*args, **options)
+        with torch._C._AutoDispatchBelowAutograd():  # the kernel itself (see call_forward)
+            out = _OVERLOAD[kind](*args, **options)
         ctx.kind = kind
         _SETUP[kind](ctx, args, out, options)
         return out
@@ -268,20 +268,43 @@ _is_exporting = getattr(torch.compiler, "is_exporting", lambda: False)  # (torch
 _PLAIN_TYPES = (Tensor, torch.nn.Parameter)
 
 
-def _plain_eager(kwargs: dict) -> tuple[bool, bool]:
-    """(plain, needs_grad): whether the call runs in plain eager mode (plain tensors, nothing tracing
-    or intercepting it), and if so whether it needs autograd (grad on, a tensor requiring grad)."""
+def _plain_eager(inputs) -> tuple[bool, bool]:
+    """(plain, needs_grad) of a call with these inputs: whether it runs in plain eager mode (plain
+    tensors, nothing tracing or intercepting it), and if so whether it needs autograd (grad on, a
+    tensor requiring grad)."""
     if torch.compiler.is_compiling() or torch.jit.is_tracing() or _is_exporting():
         return False, False
     if torch._C._len_torch_dispatch_stack() > 0 or torch._C._are_functorch_transforms_active():
         return False, False
     requires_grad = False
-    for t in kwargs.values():
-        if isinstance(t, Tensor):
-            if type(t) not in _PLAIN_TYPES:
-                return False, False
+    for t in inputs:
+        if type(t) in _PLAIN_TYPES:  # (the common case first: one type lookup)
             requires_grad = requires_grad or t.requires_grad
+        elif isinstance(t, Tensor):  # a tensor subclass: the operator's own path
+            return False, False
     return True, requires_grad and torch.is_grad_enabled()
+
+
+_OVERLOAD = {k: getattr(torch.ops.lstmkit, f"{k}_forward").default for k in ("lstm", "gru")}
+for _kind, _overload in _OVERLOAD.items():  # call_forward passes the inputs by position
+    _args = _overload._schema.arguments
+    assert tuple(a.name for a in _args if not a.kwarg_only) == _INPUT_NAMES[f"{_kind}_forward"]
+
+
+def call_forward(kind: str, inputs: tuple, options: dict) -> tuple[Tensor, ...]:
+    """One call of the forward operator ``lstmkit::<kind>_forward``: ``inputs`` every input tensor
+    (or None) in the schema's order, ``options`` the keyword-only options by name. In plain eager
+    mode a call that needs autograd goes through _EagerAutograd; one that does not goes straight to
+    the kernel, below the operator's registered autograd, whose Python wrapper (``forward_no_grad``
+    and a Python ``redispatch``) ran on every call (docs/benchmarks.md gives the cost of a call).
+    Anything else (tracing, export, dispatch modes, subclasses, functorch) goes to the operator."""
+    plain, needs_grad = _plain_eager(inputs)
+    if not plain:
+        return getattr(torch.ops.lstmkit, f"{kind}_forward")(*inputs, **options)
+    if needs_grad:
+        return _EagerAutograd.apply(kind, options, *inputs)
+    with torch._C._AutoDispatchBelowAutograd():
+        return _OVERLOAD[kind](*inputs, **options)
 
 
 def _call_table(kind: str):
@@ -296,37 +319,34 @@ _CALL = {k: _call_table(k) for k in ("lstm", "gru")}
 
 
 def _forward(kind: str, kwargs: dict) -> tuple[Tensor, ...]:
-    """One call of the forward operator with named arguments. In plain eager mode: a call that needs
-    autograd goes through _EagerAutograd, with the operator's own defaults filled in (as torch's
-    fill_defaults does); one that does not goes straight to the kernel, below the operator's
-    registered autograd, whose Python wrapper (``forward_no_grad`` and a Python ``redispatch``)
-    ran on every call (a no-grad forward at (T, N, I, H) = (2, 1, 2, 4): 130 -> about 115 us,
-    docs/benchmarks.md). Anything else (tracing, export,
-    dispatch modes, subclasses, functorch), and a call the operator would refuse (an unknown name, a
-    required tensor missing or None), goes to the operator, which says what is wrong."""
+    """One call of the forward operator with named arguments: call_forward, with the operator's own
+    defaults filled in (as torch's fill_defaults does). A call the operator would refuse (an unknown
+    name, a required tensor missing or None) goes to the operator, which says what is wrong."""
     names, required, inputs, options = _CALL[kind]
-    op = getattr(torch.ops.lstmkit, f"{kind}_forward")
-    well_formed = kwargs.keys() <= names and all(kwargs.get(n) is not None for n in required)
-    plain, needs_grad = _plain_eager(kwargs) if well_formed else (False, False)
-    if not plain:
-        return op(**kwargs)
-    if needs_grad:
-        return _EagerAutograd.apply(kind, {o.name: kwargs.get(o.name, o.default) for o in options},
-                                    *(kwargs.get(n) for n in inputs))
-    with torch._C._AutoDispatchBelowAutograd():
-        return op(**kwargs)
+    if not (kwargs.keys() <= names and all(kwargs.get(n) is not None for n in required)):
+        return getattr(torch.ops.lstmkit, f"{kind}_forward")(**kwargs)
+    return call_forward(kind, tuple(kwargs.get(n) for n in inputs),
+                        {o.name: kwargs.get(o.name, o.default) for o in options})
 
 
 # ---- calls by name ----------------------------------------------------------------------------------
+def _named_results(op: str, results, kwargs: dict, out) -> dict[str, Optional[Tensor]]:
+    """The results of a forward call by name, None for those the call's options leave absent."""
+    a = None
+    named = {}
+    for r, t in zip(results, out):
+        if r.when is not None:
+            a = _bind(op, (), kwargs) if a is None else a
+            t = t if r.when(a) else None
+        named[r.name] = t
+    return named
+
+
 def lstm_forward(**kwargs) -> dict[str, Tensor]:
     """Run ``lstmkit::lstm_forward`` with named arguments; its results by name (None if absent)."""
-    out = _forward("lstm", kwargs)
-    a = _bind("lstm_forward", (), kwargs)
-    return {r.name: (t if r.when is None or r.when(a) else None) for r, t in zip(S.LSTM_RESULTS, out)}
+    return _named_results("lstm_forward", S.LSTM_RESULTS, kwargs, _forward("lstm", kwargs))
 
 
 def gru_forward(**kwargs) -> dict[str, Tensor]:
     """Run ``lstmkit::gru_forward`` with named arguments; its results by name (None if absent)."""
-    out = _forward("gru", kwargs)
-    a = _bind("gru_forward", (), kwargs)
-    return {r.name: (t if r.when is None or r.when(a) else None) for r, t in zip(S.GRU_RESULTS, out)}
+    return _named_results("gru_forward", S.GRU_RESULTS, kwargs, _forward("gru", kwargs))

@@ -193,6 +193,9 @@ class RecurrentLayer(nn.Module):
                                   dtype_note=f"a tensor on the {x.device.type} device")
         trace = None
         if backend == "native":
+            if states is None:
+                states = tuple(x.new_zeros(self.num_layers * self.num_directions, x.shape[1], n)
+                               for n in self.state_sizes)
             y, finals = self.run_native(x, states, lengths)
         else:
             y, finals, trace = self._run_stack(backend, x, states, lengths, return_trace)
@@ -203,9 +206,10 @@ class RecurrentLayer(nn.Module):
             result = result + (self._format_trace(trace, form),)
         return result
 
-    def _run_stack(self, backend: str, x: Tensor, states: tuple[Tensor, ...],
+    def _run_stack(self, backend: str, x: Tensor, states: Optional[tuple[Tensor, ...]],
                    lengths: Optional[Tensor], want_trace: bool):
-        """Depth and direction: each layer's directions through the kernel, dropout between layers."""
+        """Depth and direction: each layer's directions through the kernel, dropout between layers.
+        states: each (D*num_layers, N, F), or None for zeros."""
         kernel = dispatch.direction_kernel(self.cell_kind, backend)
         finals: list[list[Tensor]] = [[] for _ in self.state_names]
         traces: dict[str, list[Tensor]] = {k: [] for k in self.trace_names + ("h",)}
@@ -215,7 +219,8 @@ class RecurrentLayer(nn.Module):
             for d in range(self.num_directions):
                 idx = layer * self.num_directions + d
                 xin = reverse_padded(layer_in, lengths) if d else layer_in
-                state0 = tuple(s[idx] for s in states)
+                state0 = (tuple(x.new_zeros(x.shape[1], n) for n in self.state_sizes)
+                          if states is None else tuple(s[idx] for s in states))
                 masks = self._masks(xin)
                 y, fin, tr = self.run_direction(kernel, xin, state0, self.params_of(layer, d),
                                                 lengths, masks, want_trace)
@@ -244,6 +249,8 @@ class RecurrentLayer(nn.Module):
         T, N = x.shape[0], x.shape[1]
         P, H = self.output_size, self.hidden_size
         masks: dict[str, Optional[Tensor]] = {"rec": None, "zoneout_c": None, "zoneout_h": None}
+        if not (self.recurrent_dropout or any(self.zoneout)):
+            return masks
         p = self.recurrent_dropout
         if p and self.training:
             masks["rec"] = torch.bernoulli(x.new_full((N, P), 1 - p)) / (1 - p)
@@ -305,10 +312,11 @@ class RecurrentLayer(nn.Module):
         return getattr(self, self._param_names[0][0])
 
     def _normalise_state(self, owner: str, hx, N: int, unbatched: bool, x: Tensor):
+        """The initial states, each (D*num_layers, N, F), checked; None for hx=None (zeros)."""
         LD = self.num_layers * self.num_directions
         sizes = self.state_sizes
         if hx is None:
-            return tuple(x.new_zeros(LD, N, n) for n in sizes)
+            return None
         single = len(self.state_names) == 1
         if single:
             if not isinstance(hx, Tensor):

@@ -23,6 +23,7 @@
 #include <ATen/ops/from_blob.h>
 #include <torch/library.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -30,6 +31,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -50,84 +52,7 @@ struct Registrar {
   }
 } registrar;
 
-// ---- arguments and results by name -------------------------------------------------------------------
-// The arguments of one boxed call, looked up by their schema names.
-class Args {
- public:
-  Args(const c10::OperatorHandle& op, torch::jit::Stack* st)
-      : schema_(op.schema()), st_(st), n_(schema_.arguments().size()), base_(st->size() - n_) {}
-
-  const c10::IValue& operator[](const char* name) const {
-    auto i = schema_.argumentIndexWithName(name);
-    TORCH_CHECK(i.has_value(), "lstmkit fused: operator ", schema_.name(), " has no argument '", name,
-                "' (kernels/schema.py and csrc/binding.cpp disagree)");
-    return (*st_)[base_ + *i];
-  }
-  // an optional tensor: undefined where None (or, for saved buffers, an empty (0,) placeholder)
-  Tensor tensor(const char* name) const {
-    const c10::IValue& v = (*this)[name];
-    if (v.isNone()) return Tensor();
-    Tensor t = v.toTensor();
-    return t;
-  }
-  bool flag(const char* name) const { return (*this)[name].toBool(); }
-  std::string str(const char* name) const { return (*this)[name].toStringRef(); }
-  std::vector<bool> bools(const char* name) const {
-    std::vector<bool> out;
-    for (const c10::IValue& e : (*this)[name].toListRef()) out.push_back(e.toBool());
-    return out;
-  }
-  const c10::FunctionSchema& schema() const { return schema_; }
-  // Replace the arguments on the stack by the results, in the schema's order of named returns.
-  void finish(std::map<std::string, Tensor>& results) {
-    torch::jit::drop(*st_, n_);
-    for (const c10::Argument& r : schema_.returns()) {
-      auto it = results.find(r.name());
-      TORCH_CHECK(it != results.end(), "lstmkit fused: no result '", r.name(), "' for ", schema_.name());
-      st_->emplace_back(std::move(it->second));
-    }
-  }
-
- private:
-  const c10::FunctionSchema& schema_;
-  torch::jit::Stack* st_;
-  size_t n_, base_;
-};
-
 // ---- the shape of every tensor at the boundary (the shapes of kernels/schema.py) ----------------------
-struct Dims {
-  int64_t T = 0, N = 0, I = 0, H = 0, P = 0;
-  int64_t get(char s) const {
-    switch (s) {
-      case 'T': return T;
-      case 'N': return N;
-      case 'I': return I;
-      case 'H': return H;
-      case 'P': return P;
-    }
-    TORCH_CHECK(false, "lstmkit fused: unknown shape symbol ", s);
-  }
-  // "T+1,N,4H" -> {T + 1, N, 4 * H}
-  std::vector<int64_t> eval(const char* spec) const {
-    std::vector<int64_t> out;
-    std::stringstream ss(spec);
-    std::string tok;
-    while (std::getline(ss, tok, ',')) {
-      size_t k = 0;
-      while (k < tok.size() && isdigit(static_cast<unsigned char>(tok[k]))) ++k;
-      const int64_t factor = k ? std::stoll(tok.substr(0, k)) : 1;
-      if (k == tok.size()) {
-        out.push_back(factor);
-      } else {
-        int64_t v = factor * get(tok[k]);
-        if (tok.size() > k + 1 && tok.substr(k + 1) == "+1") v += 1;
-        out.push_back(v);
-      }
-    }
-    return out;
-  }
-};
-
 struct ShapeRule {
   const char* name;
   const char* lstm;  // shape in an LSTM call, or null
@@ -183,6 +108,158 @@ bool is_saved_buffer(const std::string& name) {
   return false;
 }
 
+// One dimension of a shape rule: factor * symbol + plus ("4H" = {4, 'H', 0}, "T+1" = {1, 'T', 1},
+// "6" = {6, 0, 0}).
+struct Term {
+  int64_t factor = 1;
+  char sym = 0;
+  int64_t plus = 0;
+};
+
+std::vector<Term> parse_shape(const char* spec) {
+  std::vector<Term> out;
+  for (const char* p = spec; *p;) {
+    Term t;
+    const char* q = p;
+    int64_t f = 0;
+    while (std::isdigit(static_cast<unsigned char>(*p))) f = 10 * f + (*p++ - '0');
+    if (p != q) t.factor = f;
+    if (*p && *p != ',') {
+      t.sym = *p++;
+      if (*p == '+') {
+        ++p;
+        int64_t v = 0;
+        while (std::isdigit(static_cast<unsigned char>(*p))) v = 10 * v + (*p++ - '0');
+        t.plus = v;
+      }
+    }
+    TORCH_CHECK(p != q && (*p == ',' || *p == 0), "lstmkit fused: bad shape rule '", spec, "'");
+    out.push_back(t);
+    if (*p == ',') ++p;
+  }
+  return out;
+}
+
+// ---- arguments and results by name -------------------------------------------------------------------
+// What the binding needs of one operator's schema, prepared once (per operator and kind): each
+// argument's index by name, whether it is a tensor, and its parsed shape rule. A call then looks
+// its arguments up by hash, and checks shapes without parsing text.
+struct ArgInfo {
+  const char* name = nullptr;  // the schema's own string (identifies the schema it came from)
+  bool tensor = false;         // Tensor or Tensor?
+  bool required = false;       // Tensor (not Tensor?)
+  bool saved = false;          // a saved buffer, absent as an empty (0,) tensor
+  const char* spec = nullptr;  // its shape rule in kShapes for this kind, or null
+  std::vector<Term> shape;
+};
+
+struct Table {
+  const c10::FunctionSchema* schema = nullptr;
+  bool lstm = false;
+  std::vector<ArgInfo> args;  // in the schema's order
+  std::unordered_map<std::string_view, size_t> index;
+
+  // Still the table of `s`: the same object, with the same argument strings (a schema registered
+  // again at a reused address has new strings).
+  bool describes(const c10::FunctionSchema& s, bool k) const {
+    if (schema != &s || lstm != k || args.size() != s.arguments().size()) return false;
+    for (size_t i = 0; i < args.size(); ++i)
+      if (args[i].name != s.arguments()[i].name().c_str()) return false;
+    return true;
+  }
+};
+
+const Table& table_of(const c10::FunctionSchema& s, bool lstm) {
+  static std::mutex mu;
+  static auto* tables = new std::vector<std::unique_ptr<Table>>();  // never destroyed (few, small)
+  std::lock_guard<std::mutex> g(mu);
+  for (const auto& t : *tables)
+    if (t->describes(s, lstm)) return *t;
+  auto t = std::make_unique<Table>();
+  t->schema = &s;
+  t->lstm = lstm;
+  for (const c10::Argument& arg : s.arguments()) {
+    ArgInfo a;
+    a.name = arg.name().c_str();
+    a.tensor = arg.type()->isSubtypeOf(*c10::OptionalType::ofTensor());
+    a.required = arg.type()->kind() == c10::TypeKind::TensorType;
+    a.saved = is_saved_buffer(arg.name());
+    for (const ShapeRule& r : kShapes)
+      if (arg.name() == r.name) a.spec = lstm ? r.lstm : r.gru;
+    if (a.spec) a.shape = parse_shape(a.spec);
+    t->index.emplace(std::string_view(arg.name()), t->args.size());
+    t->args.push_back(std::move(a));
+  }
+  tables->push_back(std::move(t));
+  return *tables->back();
+}
+
+// The arguments of one boxed call, looked up by their schema names.
+class Args {
+ public:
+  Args(const c10::OperatorHandle& op, torch::jit::Stack* st, bool lstm)
+      : schema_(op.schema()), table_(table_of(schema_, lstm)), st_(st), n_(schema_.arguments().size()),
+        base_(st->size() - n_) {}
+
+  const c10::IValue& operator[](const char* name) const {
+    auto it = table_.index.find(std::string_view(name));
+    TORCH_CHECK(it != table_.index.end(), "lstmkit fused: operator ", schema_.name(), " has no argument '",
+                name, "' (kernels/schema.py and csrc/binding.cpp disagree)");
+    return (*st_)[base_ + it->second];
+  }
+  const c10::IValue& at(size_t i) const { return (*st_)[base_ + i]; }
+  // an optional tensor: undefined where None (or, for saved buffers, an empty (0,) placeholder)
+  Tensor tensor(const char* name) const {
+    const c10::IValue& v = (*this)[name];
+    if (v.isNone()) return Tensor();
+    return v.toTensor();
+  }
+  bool flag(const char* name) const { return (*this)[name].toBool(); }
+  std::string str(const char* name) const { return (*this)[name].toStringRef(); }
+  std::vector<bool> bools(const char* name) const {
+    std::vector<bool> out;
+    for (const c10::IValue& e : (*this)[name].toListRef()) out.push_back(e.toBool());
+    return out;
+  }
+  const c10::FunctionSchema& schema() const { return schema_; }
+  const Table& table() const { return table_; }
+  // Replace the arguments on the stack by the results, in the schema's order of named returns.
+  void finish(std::map<std::string, Tensor>& results) {
+    torch::jit::drop(*st_, n_);
+    for (const c10::Argument& r : schema_.returns()) {
+      auto it = results.find(r.name());
+      TORCH_CHECK(it != results.end(), "lstmkit fused: no result '", r.name(), "' for ", schema_.name());
+      st_->emplace_back(std::move(it->second));
+    }
+  }
+
+ private:
+  const c10::FunctionSchema& schema_;
+  const Table& table_;
+  torch::jit::Stack* st_;
+  size_t n_, base_;
+};
+
+struct Dims {
+  int64_t T = 0, N = 0, I = 0, H = 0, P = 0;
+  int64_t get(char s) const {
+    switch (s) {
+      case 'T': return T;
+      case 'N': return N;
+      case 'I': return I;
+      case 'H': return H;
+      case 'P': return P;
+    }
+    TORCH_CHECK(false, "lstmkit fused: unknown shape symbol ", s);
+  }
+  // {4, 'H', 0}, {1, 'T', 1} -> {4 * H, T + 1}
+  c10::SmallVector<int64_t, 4> eval(const std::vector<Term>& shape) const {
+    c10::SmallVector<int64_t, 4> out;
+    for (const Term& t : shape) out.push_back(t.factor * (t.sym ? get(t.sym) : 1) + t.plus);
+    return out;
+  }
+};
+
 std::string shape_str(at::IntArrayRef s) {
   std::ostringstream o;
   o << "(";
@@ -202,26 +279,26 @@ std::string symbols_str(const char* spec) {
 
 // Check every tensor argument of the call: CPU, dtype, contiguity and exact shape, by name.
 void check_args(const Args& args, const Dims& d, bool lstm, c10::ScalarType dt) {
-  const std::string op = args.schema().name();
-  for (const c10::Argument& arg : args.schema().arguments()) {
-    const std::string& name = arg.name();
-    if (!arg.type()->isSubtypeOf(*c10::OptionalType::ofTensor())) continue;  // flags, lists
-    const Tensor t = args.tensor(name.c_str());
-    if (!t.defined()) continue;
-    if (is_saved_buffer(name) && t.dim() == 1 && t.numel() == 0) continue;  // absent buffer
-    const ShapeRule* rule = nullptr;
-    for (const ShapeRule& r : kShapes)
-      if (name == r.name) rule = &r;
-    const char* spec = rule ? (lstm ? rule->lstm : rule->gru) : nullptr;
-    TORCH_CHECK(spec, "lstmkit fused: ", op, ": no shape rule for the tensor argument '", name, "'");
+  const Table& tab = args.table();
+  for (size_t i = 0; i < tab.args.size(); ++i) {
+    const ArgInfo& ai = tab.args[i];
+    if (!ai.tensor) continue;  // flags, lists
+    const c10::IValue& v = args.at(i);
+    if (v.isNone() || !v.toTensor().defined()) continue;
+    const Tensor& t = v.toTensor();
+    if (ai.saved && t.dim() == 1 && t.numel() == 0) continue;  // absent buffer
+    const char* name = ai.name;
+    TORCH_CHECK(ai.spec, "lstmkit fused: ", args.schema().name(), ": no shape rule for the tensor argument '",
+                name, "'");
     TORCH_CHECK_VALUE(t.device().is_cpu(), "lstmkit fused: ", name, ": expected a CPU tensor, got one on ",
                 t.device());
-    const c10::ScalarType want_dt = name == "lengths" ? at::kLong : dt;
+    const bool is_lengths = std::strcmp(name, "lengths") == 0;
+    const c10::ScalarType want_dt = is_lengths ? at::kLong : dt;
     TORCH_CHECK_TYPE(t.scalar_type() == want_dt, "lstmkit fused: ", name, ": expected dtype ", want_dt,
-                name == "lengths" ? "" : " (x's dtype)", ", got ", t.scalar_type());
-    const std::vector<int64_t> want = d.eval(spec);
+                is_lengths ? "" : " (x's dtype)", ", got ", t.scalar_type());
+    const auto want = d.eval(ai.shape);
     TORCH_CHECK_VALUE(t.sizes() == at::IntArrayRef(want), "lstmkit fused: ", name, ": expected shape ",
-                shape_str(want), " = ", symbols_str(spec), " with T=", d.T, ", N=", d.N, ", I=", d.I,
+                shape_str(want), " = ", symbols_str(ai.spec), " with T=", d.T, ", N=", d.N, ", I=", d.I,
                 ", H=", d.H, lstm ? ", P=" : "", lstm ? std::to_string(d.P) : std::string(),
                 "; got ", shape_str(t.sizes()));
     TORCH_CHECK_VALUE(t.is_contiguous(), "lstmkit fused: ", name, ": expected a contiguous tensor (call "
@@ -240,11 +317,11 @@ void check_args(const Args& args, const Dims& d, bool lstm, c10::ScalarType dt) 
 // weight_hr (P, H) when present; GRU weight_hh (3H, H).
 Dims dims_of(const Args& args, bool lstm) {
   // a Tensor (not Tensor?) argument given as None arrives undefined: refuse it by name
-  for (const c10::Argument& arg : args.schema().arguments())
-    TORCH_CHECK_VALUE(arg.type()->kind() != c10::TypeKind::TensorType ||
-                          args.tensor(arg.name().c_str()).defined(),
-                      "lstmkit fused: ", args.schema().name(), ": ", arg.name(),
-                      ": expected a tensor, got None");
+  const Table& tab = args.table();
+  for (size_t i = 0; i < tab.args.size(); ++i)
+    TORCH_CHECK_VALUE(!tab.args[i].required || (!args.at(i).isNone() && args.at(i).toTensor().defined()),
+                      "lstmkit fused: ",
+                      args.schema().name(), ": ", tab.args[i].name, ": expected a tensor, got None");
   const Tensor x = args.tensor("x"), whh = args.tensor("weight_hh");
   TORCH_CHECK_VALUE(x.dim() == 3, "lstmkit fused: x: expected a 3-D tensor (T, N, I), got shape ",
               shape_str(x.sizes()));
@@ -422,7 +499,7 @@ LstmForward<S> lstm_inputs(const Args& g, const Dims& d, const Tensor& bias) {
 }
 
 void lstm_forward_boxed(const c10::OperatorHandle& op, torch::jit::Stack* st) {
-  Args g(op, st);
+  Args g(op, st, true);
   const Dims d = dims_of(g, true);
   const Tensor x = g.tensor("x");
   TORCH_CHECK_TYPE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
@@ -475,7 +552,7 @@ const char* const kLstmDiff[] = {"x", "h0", "c0", "weight_ih", "weight_hh", "bia
 const char* const kGruDiff[] = {"x", "h0", "weight_ih", "weight_hh", "bias_ih", "bias_hh"};
 
 void lstm_backward_boxed(const c10::OperatorHandle& op, torch::jit::Stack* st) {
-  Args g(op, st);
+  Args g(op, st, true);
   const Dims d = dims_of(g, true);
   const Tensor x = g.tensor("x");
   TORCH_CHECK_TYPE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
@@ -569,7 +646,7 @@ GruForward<S> gru_inputs(const Args& g, const Dims& d) {
 }
 
 void gru_forward_boxed(const c10::OperatorHandle& op, torch::jit::Stack* st) {
-  Args g(op, st);
+  Args g(op, st, false);
   const Dims d = dims_of(g, false);
   const Tensor x = g.tensor("x");
   TORCH_CHECK_TYPE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
@@ -596,7 +673,7 @@ void gru_forward_boxed(const c10::OperatorHandle& op, torch::jit::Stack* st) {
 }
 
 void gru_backward_boxed(const c10::OperatorHandle& op, torch::jit::Stack* st) {
-  Args g(op, st);
+  Args g(op, st, false);
   const Dims d = dims_of(g, false);
   const Tensor x = g.tensor("x");
   TORCH_CHECK_TYPE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
