@@ -93,13 +93,18 @@ def use_backend(name: str) -> Iterator[None]:
         _override.reset(token)
 
 
+_fused_module: list = []  # lstmkit.kernels.fused once imported (imported on first use)
+
+
 def fused_available() -> bool:
     """True when the compiled kernels are built (or can be built now) and loaded."""
-    try:
-        from . import fused
-    except ImportError:
-        return False
-    return fused.available()
+    if not _fused_module:
+        try:
+            from . import fused
+        except ImportError:
+            return False
+        _fused_module.append(fused)
+    return _fused_module[0].available()
 
 
 def _fused_error() -> str:

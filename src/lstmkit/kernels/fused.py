@@ -61,7 +61,8 @@ def _lengths(lengths: Optional[Tensor], T: int) -> Optional[Tensor]:
 
 def _wants_grad(*args) -> bool:
     """Whether a call must be able to run backward."""
-    return torch.is_grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad for a in args)
+    return torch.is_grad_enabled() and any(a is not None and isinstance(a, Tensor) and a.requires_grad
+                                           for a in args)
 
 
 def _up(t: Optional[Tensor]) -> Optional[Tensor]:
@@ -71,8 +72,13 @@ def _up(t: Optional[Tensor]) -> Optional[Tensor]:
     return (t.float() if t.dtype in _HALF else t).contiguous()
 
 
-def _contiguous(t: Optional[Tensor]) -> Optional[Tensor]:
-    return None if t is None else t.contiguous()
+def _inputs(tensors: tuple, lengths: Optional[Tensor], masks: tuple) -> tuple:
+    """An operator's inputs in its schema order (tensors, lengths, masks), each through _up (one
+    pass, inline: this runs on every call)."""
+    if tensors[0].dtype in _HALF:
+        return (*[_up(t) for t in tensors], lengths, *[_up(t) for t in masks])
+    return (*[None if t is None else t.contiguous() for t in tensors], lengths,
+            *[None if t is None else t.contiguous() for t in masks])
 
 
 # the operators' inputs in their schema order: x, h0, (c0), the cell's parameters, then these
@@ -98,9 +104,7 @@ def lstm_direction(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, opts: LSTMO
         return reference.lstm_direction(x, h0, c0, p, opts, lengths, rec_mask, zoneout_c,
                                         zoneout_h, want_trace)
     _ensure_loaded()
-    up = _up if x.dtype in _HALF else _contiguous
-    inputs = (up(x), up(h0), up(c0), *[up(t) for t in p],
-              _lengths(lengths, x.shape[0]), up(rec_mask), up(zoneout_c), up(zoneout_h))
+    inputs = _inputs((x, h0, c0, *p), _lengths(lengths, x.shape[0]), (rec_mask, zoneout_c, zoneout_h))
     # (a jit trace is checked by re-tracing under no_grad: keep the same graph either way)
     grad = _wants_grad(*inputs) or torch.jit.is_tracing()
     input_grad = grad and (inputs[0].requires_grad or torch.jit.is_tracing())
@@ -127,9 +131,8 @@ def gru_direction(x: Tensor, h0: Tensor, p: GRUParams, lengths: Optional[Tensor]
 
         return reference.gru_direction(x, h0, p, lengths, rec_mask, zoneout_h, want_trace)
     _ensure_loaded()
-    up = _up if x.dtype in _HALF else _contiguous
-    out = ops.call_forward("gru", (up(x), up(h0), *[up(t) for t in p],
-                                   _lengths(lengths, x.shape[0]), up(rec_mask), up(zoneout_h)), {})
+    out = ops.call_forward("gru", _inputs((x, h0, *p), _lengths(lengths, x.shape[0]),
+                                          (rec_mask, zoneout_h)), {})
     y, h_n, gates = out[0][1:], out[1], out[2]  # (the order of schema.GRU_RESULTS)
     if x.dtype in _HALF:
         y, h_n, gates = (t.to(x.dtype) for t in (y, h_n, gates))

@@ -41,11 +41,35 @@ _registered = {"done": False}
 OPSET = 14
 
 
+def _exporting_flags():
+    """A function that reads torch.onnx.is_in_onnx_export()'s two flags directly: that function
+    imports their modules on every call, and the layers ask on every forward. torch.onnx's own
+    function where those private modules are not found, and while dynamo traces (it may not trace
+    into torch.onnx's internals)."""
+    try:
+        from torch.onnx._internal.exporter import _flags
+        from torch.onnx._internal.torchscript_exporter._globals import GLOBALS
+    except ImportError:
+        return torch.onnx.is_in_onnx_export
+    if not (hasattr(_flags, "_is_onnx_exporting") and hasattr(GLOBALS, "in_onnx_export")):
+        return torch.onnx.is_in_onnx_export
+    public = torch.onnx.is_in_onnx_export  # (what dynamo knows how to trace)
+    return lambda: (public() if torch.compiler.is_compiling()
+                    else GLOBALS.in_onnx_export or _flags._is_onnx_exporting)
+
+
+_is_exporting: list = []  # _exporting_flags(), once torch.onnx is imported
+
+
 def exporter() -> Optional[str]:
     """"dynamo" or "torchscript" while ``torch.onnx.export`` traces a model (the TorchScript
     exporter traces with ``torch.jit``), else None."""
-    if "torch.onnx" not in sys.modules or not torch.onnx.is_in_onnx_export():
-        return None  # (torch.onnx is imported lazily: not imported, not exporting)
+    if not _is_exporting:
+        if "torch.onnx" not in sys.modules:
+            return None  # (torch.onnx is imported lazily: not imported, not exporting)
+        _is_exporting.append(_exporting_flags())
+    if not _is_exporting[0]():
+        return None
     return "torchscript" if torch.jit.is_tracing() else "dynamo"
 
 

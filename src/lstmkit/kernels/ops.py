@@ -278,6 +278,8 @@ def _plain_eager(inputs) -> tuple[bool, bool]:
         return False, False
     requires_grad = False
     for t in inputs:
+        if t is None:
+            continue
         if type(t) in _PLAIN_TYPES:  # (the common case first: one type lookup)
             requires_grad = requires_grad or t.requires_grad
         elif isinstance(t, Tensor):  # a tensor subclass: the operator's own path
