@@ -195,7 +195,10 @@ def _backward(kind: str):
     diff = S.LSTM_DIFFERENTIABLE if kind == "lstm" else S.GRU_DIFFERENTIABLE
     grad_names = _names(S.LSTM_GRADS if kind == "lstm" else S.GRU_GRADS)
     saved_names = _names(S.LSTM_SAVED if kind == "lstm" else S.GRU_SAVED)
-    bwd = getattr(torch.ops.lstmkit, f"{kind}_backward")
+    bwd = getattr(torch.ops.lstmkit, f"{kind}_backward").default
+    # its positional arguments: the forward's inputs, h_all, the saved buffers, the gradients, the mask
+    positional = tuple(a.name for a in bwd._schema.arguments if not a.kwarg_only)
+    assert positional == in_names + ("h_all",) + saved_names + grad_names + ("output_mask",), kind
 
     def backward(ctx, grad_h_all, *rest):
         saved = ctx.saved_tensors
@@ -211,10 +214,9 @@ def _backward(kind: str):
         if torch.is_grad_enabled():  # a graph of the gradient is wanted: differentiable path
             out = _recompute_grads(kind, a, ctx.options, grads, needs)
         else:
-            raw = bwd(**a, h_all=res["h_all"], **{k: res[k] for k in saved_names},
-                      **{k: _c(v) for k, v in grads.items()},
-                      output_mask=[bool(needs[n]) and a[n] is not None for n in diff],
-                      **ctx.options)
+            raw = bwd(*[a.get(n) for n in in_names], res["h_all"], *[res[k] for k in saved_names],
+                      *[_c(grads[k]) for k in grad_names],
+                      [bool(needs[n]) and a.get(n) is not None for n in diff], **ctx.options)
             out = {n: g for n, g in zip(diff, raw) if needs[n] and a[n] is not None}
         if grad_h_all is not None and needs["h0"]:  # h_all[0] is h0 itself
             out["h0"] = out["h0"] + grad_h_all[0] if "h0" in out else grad_h_all[0]
