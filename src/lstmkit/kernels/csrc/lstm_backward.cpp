@@ -255,7 +255,7 @@ void lstm_backward(const LstmBackward<S>& b_in) {
   const bool ln = k.flags & kLayerNorm, fgr = k.flags & kGateRecurrence, proj = a.w_hr != nullptr;
   // Layer norm: the forward's products ran through the centred weights, and so do the backward's;
   // their gradients are centred at the end
-  std::vector<S> centred;
+  std::unique_ptr<S[]> centred;
   use_centred_weights(b.f, centred);
   const bool post_x = ln_input_after_loop(k);
   const int nth = threads_for(N);

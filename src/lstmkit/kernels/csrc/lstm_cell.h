@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "fused.h"
@@ -20,15 +21,14 @@ constexpr double kLnEps = 1e-5;  // cells/lstm.py LN_EPS
 // forward's products and the backward's all take them; the backward centres dW_ih and dW_hh at the
 // end. Without layer norm, nothing changes.
 template <typename S>
-void use_centred_weights(LstmForward<S>& a, std::vector<S>& keep) {
+void use_centred_weights(LstmForward<S>& a, std::unique_ptr<S[]>& keep) {
   if (!(a.cfg.flags & kLayerNorm)) return;
   const int64_t G4 = 4 * a.cfg.H, I = a.cfg.I, P = a.cfg.P;
-  keep.assign(a.w_ih, a.w_ih + G4 * I);
-  keep.insert(keep.end(), a.w_hh, a.w_hh + G4 * P);
-  centre_rows(keep.data(), G4, I);
-  centre_rows(keep.data() + G4 * I, G4, P);
-  a.w_ih = keep.data();
-  a.w_hh = keep.data() + G4 * I;
+  keep.reset(new S[size_t(G4 * (I + P))]);  // (every entry written: no zero fill)
+  centred_copy(a.w_ih, G4, I, keep.get(), I);
+  centred_copy(a.w_hh, G4, P, keep.get() + G4 * I, P);
+  a.w_ih = keep.get();
+  a.w_hh = keep.get() + G4 * I;
 }
 
 // ---- one row of one step, forward ------------------------------------------------------------------

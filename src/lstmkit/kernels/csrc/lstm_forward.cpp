@@ -177,27 +177,34 @@ void lstm_forward(const LstmForward<S>& a_in) {
   const bool ln = k.flags & kLayerNorm, fgr = k.flags & kGateRecurrence;
   const int nth = threads_for(N);
   const int64_t max_rows = (N + nth - 1) / nth;
-  // 0. Layer norm: both products through centred weights, so that their rows have mean 0 and the
-  // statistics are one sum of squares per row
-  std::vector<S> centred;
-  use_centred_weights(a, centred);
   // 1. Where lstmkit's own kernel runs the per-step product: [W_ih | W_hh] packed together, and each
   // step computes x_t W_ih^T + h_{t-1} W_hh^T in one product (no pass over a (T, N, 4H) buffer of
   // input projections between the two; with layer norm the two halves are stored apart, xw of the
   // step is then still in L1 for its statistics). Otherwise x W_ih^T for all steps in one GEMM
   // first (into the gate buffer, or the LN buffer), and W_hh packed alone.
+  // Layer norm: both products run through centred weights, so that their rows have mean 0 and the
+  // statistics are one sum of squares per row (pointwise.h, centre_rows); [W_ih | W_hh] is then
+  // written centred, and otherwise the two are centred apart (use_centred_weights).
   std::unique_ptr<PackedB<S>> wxh;
-  std::vector<S> wcat;
+  std::unique_ptr<S[]> wcat;
   if (I > 0) {
-    wcat.resize(size_t(G4 * (I + P)));
-    for (int64_t r = 0; r < G4; ++r) {
-      std::memcpy(wcat.data() + r * (I + P), a.w_ih + r * I, sizeof(S) * I);
-      std::memcpy(wcat.data() + r * (I + P) + I, a.w_hh + r * P, sizeof(S) * P);
+    const int64_t ld = I + P;
+    wcat.reset(new S[size_t(G4 * ld)]);  // (every entry written: no zero fill)
+    if (ln) {
+      centred_copy(a.w_ih, G4, I, wcat.get(), ld);
+      centred_copy(a.w_hh, G4, P, wcat.get() + I, ld);
+    } else {
+      for (int64_t r = 0; r < G4; ++r) {
+        std::memcpy(wcat.get() + r * ld, a.w_ih + r * I, sizeof(S) * I);
+        std::memcpy(wcat.get() + r * ld + I, a.w_hh + r * P, sizeof(S) * P);
+      }
     }
-    wxh.reset(new PackedB<S>(true, I + P, G4, wcat.data(), I + P, max_rows));
+    wxh.reset(new PackedB<S>(true, ld, G4, wcat.get(), ld, max_rows));
     if (!wxh->own(max_rows)) wxh.reset();
   }
   const bool xin = wxh != nullptr;
+  std::unique_ptr<S[]> centred;
+  if (!xin) use_centred_weights(a, centred);  // (layer norm only)
   if (ln && !xin) {  // the projections of all steps come first (into work buffers where not kept)
     if (a.xw == nullptr) a.xw = scratch<S>(0, T * N * G4);
     if (a.hw == nullptr) a.hw = scratch<S>(1, T * N * G4);

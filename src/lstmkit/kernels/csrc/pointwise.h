@@ -237,7 +237,11 @@ template <typename S> inline void projection_rstd2(const S* x, const S* y, int64
 // a common component of every centred row, and the forward, which takes the products' means as 0,
 // would normalise it as signal (found by a newcomer's test: every entry 5.7, H = 64, the outputs off
 // by 0.17). Centred in double, each row's mean is 0 up to the rounding of its own entries.
-template <typename S> inline void centre_rows(S* W, int64_t rows, int64_t cols) {
+// centred_copy writes W - 1 w_bar^T into dst (row stride ldd; dst may be W itself with ldd = cols):
+// the copy and the centring in one pass, for a destination that is not W (the forward writes the
+// centred weights straight into its [W_ih | W_hh] operand).
+template <typename S>
+inline void centred_copy(const S* W, int64_t rows, int64_t cols, S* dst, int64_t ldd) {
   std::vector<double> mean(size_t(cols), 0.0);
   double* mu = mean.data();
   for (int64_t r = 0; r < rows; ++r) {
@@ -249,10 +253,15 @@ template <typename S> inline void centre_rows(S* W, int64_t rows, int64_t cols) 
 #pragma omp simd
   for (int64_t c = 0; c < cols; ++c) mu[c] *= inv;
   for (int64_t r = 0; r < rows; ++r) {
-    S* w = W + r * cols;
+    const S* w = W + r * cols;
+    S* d = dst + r * ldd;
 #pragma omp simd
-    for (int64_t c = 0; c < cols; ++c) w[c] = S(double(w[c]) - mu[c]);
+    for (int64_t c = 0; c < cols; ++c) d[c] = S(double(w[c]) - mu[c]);
   }
+}
+
+template <typename S> inline void centre_rows(S* W, int64_t rows, int64_t cols) {
+  centred_copy<S>(W, rows, cols, W, cols);
 }
 
 // LayerNorm of one row without gain, in place: x <- (x - mean) * rstd; returns rstd.
