@@ -217,7 +217,7 @@ def _backward(kind: str):
             raw = bwd(*[a.get(n) for n in in_names], res["h_all"], *[res[k] for k in saved_names],
                       *[_c(grads[k]) for k in grad_names],
                       [bool(needs[n]) and a.get(n) is not None for n in diff], **ctx.options)
-            out = {n: g for n, g in zip(diff, raw) if needs[n] and a[n] is not None}
+            out = {n: g for n, g in zip(diff, raw) if needs[n] and a.get(n) is not None}
         if grad_h_all is not None and needs["h0"]:  # h_all[0] is h0 itself
             out["h0"] = out["h0"] + grad_h_all[0] if "h0" in out else grad_h_all[0]
         return tuple(out.get(n) for n in in_names[:n_args])
