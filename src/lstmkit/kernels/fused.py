@@ -64,20 +64,13 @@ def _wants_grad(*args) -> bool:
     return torch.is_grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad for a in args)
 
 
-def _up(t: Optional[Tensor]) -> Optional[Tensor]:
-    """float16/bfloat16 tensors run in float32 (the kernels accumulate in float32), contiguous."""
-    if t is None:
-        return None
-    return (t.float() if t.dtype in _HALF else t).contiguous()
-
-
 def _inputs(tensors: tuple, lengths: Optional[Tensor], masks: tuple) -> tuple:
-    """An operator's inputs in its schema order (tensors, lengths, masks), each as _up makes it
-    (written inline: this runs on every call, and a Python call per tensor showed in its cost)."""
-    return (*[None if t is None else (t.float() if t.dtype in _HALF else t).contiguous()
-              for t in tensors], lengths,
-            *[None if t is None else (t.float() if t.dtype in _HALF else t).contiguous()
-              for t in masks])
+    """An operator's inputs in its schema order: the tensors, lengths, then the masks, each
+    float16/bfloat16 tensor in float32 (the kernels accumulate in float32) and contiguous. One
+    comprehension, no Python call per tensor: this runs on every call."""
+    up = [None if t is None else (t.float() if t.dtype in _HALF else t).contiguous()
+          for t in (*tensors, *masks)]
+    return (*up[:len(tensors)], lengths, *up[len(tensors):])
 
 
 # the operators' inputs in their schema order: x, h0, (c0), the cell's parameters, then these

@@ -184,7 +184,8 @@ void lstm_forward(const LstmForward<S>& a_in) {
   // first (into the gate buffer, or the LN buffer), and W_hh packed alone.
   // Layer norm: both products run through centred weights, so that their rows have mean 0 and the
   // statistics are one sum of squares per row (pointwise.h, centre_rows); [W_ih | W_hh] is then
-  // written centred, and otherwise the two are centred apart (use_centred_weights).
+  // written centred, and otherwise the two are centred apart (use_centred_weights; the centred
+  // [W_ih | W_hh] goes unused then, a cost only where the products are large enough for MKL).
   std::unique_ptr<PackedB<S>> wxh;
   std::unique_ptr<S[]> wcat;
   if (I > 0) {

@@ -231,15 +231,14 @@ template <typename S> inline void projection_rstd2(const S* x, const S* y, int64
 // contributes (the gradient at the product differs by a multiple of 1 per row, which Wc maps to 0).
 // The parameter is W; its gradient is the centred one, dW = dWc - 1 mean_rows(dWc)^T (the chain rule
 // through Wc = (I - 1 1^T / R) W), which is this same function applied to dWc.
-// Centres the columns of W (rows, cols) over its rows in place. The means are summed in double and
-// each entry is centred in double, then rounded once: with a large common component c in W's rows
-// (the weights are any the user sets), a float sum's error, about ulp(rows * c), would stay behind as
-// a common component of every centred row, and the forward, which takes the products' means as 0,
-// would normalise it as signal (found by a newcomer's test: every entry 5.7, H = 64, the outputs off
-// by 0.17). Centred in double, each row's mean is 0 up to the rounding of its own entries.
-// centred_copy writes W - 1 w_bar^T into dst (row stride ldd; dst may be W itself with ldd = cols):
-// the copy and the centring in one pass, for a destination that is not W (the forward writes the
-// centred weights straight into its [W_ih | W_hh] operand).
+// centred_copy writes Wc = W - 1 w_bar^T for W (rows, cols) into dst (row stride ldd), in one pass
+// from W (the forward writes it straight into its [W_ih | W_hh] operand); dst may be W itself with
+// ldd = cols (centre_rows). The means are summed in double and each entry is centred in double, then
+// rounded once: with a large common component c in W's rows (the weights are any the user sets), a
+// float sum's error, about ulp(rows * c), would stay behind as a common component of every centred
+// row, and the forward, which takes the products' means as 0, would normalise it as signal (found by
+// a newcomer's test: every entry 5.7, H = 64, the outputs off by 0.17). Centred in double, each row's
+// mean is 0 up to the rounding of its own entries.
 template <typename S>
 inline void centred_copy(const S* W, int64_t rows, int64_t cols, S* dst, int64_t ldd) {
   std::vector<double> mean(size_t(cols), 0.0);
@@ -260,6 +259,7 @@ inline void centred_copy(const S* W, int64_t rows, int64_t cols, S* dst, int64_t
   }
 }
 
+// Centres the columns of W (rows, cols) over its rows, in place.
 template <typename S> inline void centre_rows(S* W, int64_t rows, int64_t cols) {
   centred_copy<S>(W, rows, cols, W, cols);
 }
