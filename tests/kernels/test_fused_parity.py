@@ -133,6 +133,32 @@ def test_layer_norm_with_offset_projections(I, offset):
     check_against(case)
 
 
+@needs_fused
+@pytest.mark.parametrize("case_", ["offset-30", "shift-far", "shift-far-peephole"])
+def test_layer_norm_cell_statistics_with_a_far_shift(case_):
+    """float32 fused against the float64 reference for the cell's LayerNorm statistics, which the
+    fast path sums in the gate loop shifted by c_{t-1}[0] (csrc lstm_cell.h, cell_ln_stats_from).
+    offset-30: c_t near 30 with a spread of 0.05 (forget gates open). shift-far: c_0[0] = -2000
+    and the forget gates shut, so that the first step's shift is far from c_1's mean and its
+    one-pass variance would be lost to cancellation (NaN outputs without the guard that takes such
+    a row again)."""
+    opts = LSTMOptions(layer_norm=True, peephole=case_.endswith("peephole"))
+    case = lstm_case(opts, torch.float64, T=5, N=4, I=6, H=32, lengths=[5, 2, 4, 5])
+    with torch.no_grad():
+        c = case.state[1]
+        if case_ == "offset-30":
+            case.params.bias_ih[32:64].fill_(12.0)  # forget gates open: c_t stays near c_0
+            c.mul_(0.05).add_(30.0)
+        else:
+            case.params.bias_ih[32:64].fill_(-12.0)  # forget gates shut: c_1 = i g
+            c[:, 0] = -2000.0
+    want_o, _ = _run_with_float64_cotangents(reference, case)
+    got_o, _ = _run_with_float64_cotangents(fused, _as_float32(case))
+    atol, rtol = TOL[torch.float32]
+    for k, (a, b) in enumerate(zip(got_o, want_o)):
+        assert_close(a.double(), b, f"output {k}", atol * 10, rtol * 10)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_lstm_no_bias_and_partial_gradients(dtype):
     check_against(lstm_case(PRESETS["V"], dtype, bias=False, lengths=[2, 5, 5]))

@@ -70,16 +70,18 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
   else zero(dc, rows * H);
 
   const int64_t Ip = w.Ip, xrows = Ip > 0 ? std::min(rows, whh.chunk_rows()) : 0;
-  S* sbuf = scratch<S>(4, rows * (P + P + H3 + G4) + 7 * H + 2 * xrows * Ip);
+  S* sbuf = scratch<S>(4, rows * (P + P + H3 + G4) + 3 * H + 2 + kBlockRows * G4 + 2 * xrows * Ip);
   S* dhn_own = sbuf;                 // (rows, P) dL/dh_new when there is no projection buffer
   S* rec = dhn_own + rows * P;       // (rows, P) dz W_hh
   S* da = rec + rows * P;            // (rows, 3H) dL/d[i; f; o]_t from step t + 1
-  S* dm_buf = da + rows * H3;        // (rows, 4H) dL/dm (projection) or the LN row dz
-  S* y = dm_buf + rows * G4;         // (H, H, H, 4H) temporaries of cell_backward
-  S* chat = y + H;
+  S* dm_buf = da + rows * H3;        // (rows, 4H) dL/dm (projection)
+  S* y = dm_buf + rows * G4;         // (H, H, H, 2) temporaries of cell_backward (the fast path's
+  S* chat = y + H;                   // tmp, tmp2 and [m1, m2], cell_ln_backward_pre)
   S* dcn = chat + H;
-  S* dzrow = dcn + H;
-  S* xs_rows = dzrow + 4 * H;   // (chunk, Ip) x, or rstd_ih x, of the chunk's rows (in-loop input side)
+  S* lnm = dcn + H;
+  S* dzrows = lnm + 2;               // (kBlockRows, 4H) the group's dz (layer norm without post_x)
+  S* xs_rows = dzrows + kBlockRows * G4;  // (chunk, Ip) x, or rstd_ih x, of the chunk's rows (in-loop
+                                           // input side)
   S* v_rows = xs_rows + xrows * Ip;  // (chunk, Ip) their rows of V
   if (fgr) zero(da, rows * H3);
   const int64_t chunk = std::min(rows, whh.chunk_rows());
@@ -90,6 +92,15 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
   S* dxw_step = stream ? scratch<S>(7, ((rows + nch - 1) / nch) * G4) : nullptr;
   // So does the chunk's dzh (all options), after its product with W_hh has read it from L1.
   S* dzh_step = scratch<S>(5, ((rows + nch - 1) / nch) * G4);
+  // Layer norm: the projections' backward runs over groups of rows (layer_norm.h)
+  LnRows<S> lnr;
+  const int group = post_x ? ln_group_rows<false>() : ln_group_rows<true>();
+  auto ln_group = [&] {
+    if (lnr.n == 0) return;
+    if (post_x) projection_ln_backward_rows<S, false>(G4, lnr, a.ln_ih, a.ln_hh, acc.dlih, acc.dlhh, acc.db);
+    else projection_ln_backward_rows<S, true>(G4, lnr, a.ln_ih, a.ln_hh, acc.dlih, acc.dlhh, acc.db);
+    lnr.n = 0;
+  };
 
   for (int64_t t = T - 1; t >= 0; --t) {
     // dL/dh_t = carried + dy_t; split by zoneout into the new value's share and h_{t-1}'s share
@@ -160,12 +171,16 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
         const S* cp = t == 0 ? a.c0 + n * H : a.c + (row - N) * H;
         const S* cn = a.c_new + row * H;
         S* dxw = ln ? dxw_step + (n - c0) * G4 : nullptr;
-        S* dz = post_x ? dxw : ln ? dzrow : dzh;
+        S* dz = post_x ? dxw : ln ? dzrows + lnr.n * G4 : dzh;
         const S* st = ln ? a.stats + row * 6 : nullptr;
+        if constexpr (sizeof(S) == 4) if (fast && ln) {  // the cell's layer norm, first pass
+          cell_ln_backward_pre<S>(H, gt + 3 * H, cn, dm + rr * H, a.ln_cw, a.ln_cb, st + 4, acc.dlcw,
+                                  acc.dlcb, y, chat, lnm);
+        }
         if constexpr (sizeof(S) == 4) if (fast) {
 #define LSTMKIT_BWD(PE, CO, LN)                                                                    \
     cell_backward_fast<S, PE, CO, LN>(H, gt, cp, cn, a.w_peep, dm + rr * H, dc + rr * H, dz, acc.dpp, \
-                                      a.ln_cw, a.ln_cb, st ? st + 4 : nullptr, acc.dlcw, acc.dlcb, y, chat)
+                                      st ? st + 4 : nullptr, y, chat, lnm)
           if (ln) {
             if (peep) coupled ? LSTMKIT_BWD(true, true, true) : LSTMKIT_BWD(true, false, true);
             else coupled ? LSTMKIT_BWD(false, true, true) : LSTMKIT_BWD(false, false, true);
@@ -181,11 +196,15 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
                            fgr ? da + rr * H3 : nullptr, b.dgates ? b.dgates + row * G4 : nullptr,
                            acc.dpp, acc.dlcw, acc.dlcb, y, chat, dcn);
         }
-        if (post_x) {
-          projection_ln_backward_h<S>(G4, dz, a.hw + row * G4, st, a.ln_hh, dzh, acc.dlhh, acc.db);
-        } else if (ln) {
-          projection_ln_backward<S>(G4, dz, a.xw + row * G4, a.hw + row * G4, st, a.ln_ih, a.ln_hh,
-                                    dxw, dzh, acc.dlih, acc.dlhh, acc.db);
+        if (ln) {  // the row joins the group, which is taken back through the LayerNorms when full
+          const int i = lnr.n++;
+          lnr.dz[i] = dz;
+          lnr.hw[i] = a.hw + row * G4;
+          lnr.st[i] = st;
+          lnr.dhw[i] = dzh;
+          lnr.xw[i] = post_x ? nullptr : a.xw + row * G4;
+          lnr.dxw[i] = post_x ? nullptr : dxw;
+          if (lnr.n == group) ln_group();
         } else {
           S* db = acc.db;
 #pragma omp simd
@@ -198,6 +217,7 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
         }
       }
 
+      if (ln) ln_group();
       if (Ip > 0) {  // the input side's products while D (dz, or dxw) is in L1 (see lstm_backward)
         for (int64_t n = c0; n < c0 + cr; ++n) {
           const int64_t row = t * N + n;

@@ -32,7 +32,6 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
   const bool peep = a.w_peep != nullptr, coupled = k.flags & kCoupled;
   const S* bias = a.bias != nullptr ? a.bias : zero_bias;
   S* R = fgr ? scratch<S>(4, rows * H3) : nullptr;  // (rows, 3H) W_gr a_{t-1}
-  S* tmp = scratch<S>(5, H);
   // The rows are processed in chunks: the chunk's h W_hh^T (chunk, 4H), then at once its pointwise
   // pass, so the product is still in L1 when it is read (a warm buffer, reused; with layer norm the
   // product is kept for backward instead).
@@ -46,6 +45,9 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
   const bool keep_ln = ln && a.hw != nullptr, keep_xw = ln && a.xw != nullptr;
   const bool stream = keep_ln;
   S* hw_step = scratch<S>(6, ((rows + nch - 1) / nch) * G4);
+  constexpr int64_t L2 = 2 * Vec<S>::L;
+  S* tmp = scratch<S>(5, H + (ln && xin ? ((rows + nch - 1) / nch) * L2 : 0));
+  S* sq = tmp + H;  // (chunk, 2L) layer norm's sums of squares from the step's product (mul_split)
   S* xw_step = ln && xin ? scratch<S>(7, ((rows + nch - 1) / nch) * G4) : nullptr;
 
   for (int64_t t = 0; t < T; ++t) {
@@ -63,10 +65,14 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
       S* hw_rows = hw_step;
       // xw of the chunk: kept, or (forward only) the warm buffer, or the buffer of all steps
       S* xw_rows = !ln ? nullptr : xw_step != nullptr ? xw_step : a.xw + (t * N + c0) * G4;
-      if (xin)  // with layer norm, x_t W_ih^T goes apart into xw
-        whh.mul_split(cr, k.I, a.x + (t * N + c0) * k.I, k.I, hin + (c0 - r0) * P, P, hw_rows, G4,
-                      xw_rows);
-      else whh.mul(cr, hin + (c0 - r0) * P, P, hw_rows, G4, false);
+      bool have_sq = false;  // layer norm's sums of squares taken by the product
+      if (xin) {  // with layer norm, x_t W_ih^T goes apart into xw
+        if (ln) zero(sq, cr * L2);
+        have_sq = whh.mul_split(cr, k.I, a.x + (t * N + c0) * k.I, k.I, hin + (c0 - r0) * P, P, hw_rows,
+                                G4, xw_rows, ln ? sq : nullptr);
+      } else {
+        whh.mul(cr, hin + (c0 - r0) * P, P, hw_rows, G4, false);
+      }
       if (fgr) wgr->mul(cr, a.a + (t * N + c0) * H3, H3, R + (c0 - r0) * H3, H3, false);
 
       if (ln) {  // the chunk's statistics first: independent rows, so their reductions overlap
@@ -75,8 +81,9 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
             zero(a.stats + (t * N + n) * 6, 6);
             continue;
           }
-          projection_rstd2<S>(xw_rows + (n - c0) * G4, hw_rows + (n - c0) * G4, G4, kLnEps,
-                              a.stats + (t * N + n) * 6);
+          if (have_sq) projection_rstd_sq<S>(sq + (n - c0) * L2, G4, kLnEps, a.stats + (t * N + n) * 6);
+          else projection_rstd2<S>(xw_rows + (n - c0) * G4, hw_rows + (n - c0) * G4, G4, kLnEps,
+                                   a.stats + (t * N + n) * 6);
         }
       }
       for (int64_t n = c0; n < c0 + cr; ++n) {
@@ -119,6 +126,8 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
           }
 #undef LSTMKIT_FWD
 #undef LSTMKIT_FWDX
+          if (ln)  // the cell's layer norm (lstm_cell.h; its statistics were taken in the gate loop)
+            cell_ln_output<S>(H, cn, z + 3 * H, st + 4, a.ln_cw, a.ln_cb, m);
         }
         if (!fast) {
           if (ln) {  // z = LN(x W_ih^T) g_ih + LN(h W_hh^T) g_hh (+ b in the cell); xw, hw have mean 0

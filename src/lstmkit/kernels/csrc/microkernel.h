@@ -18,9 +18,13 @@ namespace lstmkit {
 // A second operand segment (A2, lda2, K2 columns) may follow the first: the panel then holds K + K2
 // rows, and C = [A | A2] . panel (the fused input and recurrent products of a time step). With Cx,
 // the two products are kept apart: Cx = A . panel[:K], C = A2 . panel[K:] (layer norm needs both).
+// With sq (layer norm's statistics, taken while the products are in registers), row m's squares are
+// added up lane-wise: Cx's to sq[m * 2L, + L), C's to sq[m * 2L + L, + 2L) (L = Vec<S>::L; the
+// panel's padding columns are zero, so whole vectors are summed).
 template <typename S, int MR>
 inline void micro(int64_t K, const S* A, int64_t lda, const S* Bp, S* C, int64_t ldc, int64_t ncols,
-                  bool acc, int64_t K2 = 0, const S* A2 = nullptr, int64_t lda2 = 0, S* Cx = nullptr) {
+                  bool acc, int64_t K2 = 0, const S* A2 = nullptr, int64_t lda2 = 0, S* Cx = nullptr,
+                  S* sq = nullptr) {
   using V = typename Vec<S>::v;
   constexpr int L = Vec<S>::L, NV = kPanelVecs, W = NV * L;
   constexpr int KS = ksplit(MR);
@@ -34,10 +38,18 @@ inline void micro(int64_t K, const S* A, int64_t lda, const S* Bp, S* C, int64_t
   // unaligned vector loads and stores that never take the accumulators' address (which would keep
   // them in memory instead of registers)
   typedef V VU __attribute__((aligned(alignof(S))));
-  auto store = [&](S* Cd, bool accd) __attribute__((always_inline)) {
+  auto store = [&](S* Cd, bool accd, S* sqd) __attribute__((always_inline)) {
     for (int s = 1; s < KS; ++s)
       for (int m = 0; m < MR; ++m)
         for (int v = 0; v < NV; ++v) c[0][m][v] += c[s][m][v];
+    if (sqd != nullptr) {
+      for (int m = 0; m < MR; ++m) {
+        V q = c[0][m][0] * c[0][m][0];
+        for (int v = 1; v < NV; ++v) q += c[0][m][v] * c[0][m][v];
+        VU* o = reinterpret_cast<VU*>(sqd + m * 2 * L);
+        *o = *o + q;
+      }
+    }
     for (int m = 0; m < MR; ++m) {
       S* out = Cd + m * ldc;
       if (ncols == W) {
@@ -55,7 +67,7 @@ inline void micro(int64_t K, const S* A, int64_t lda, const S* Bp, S* C, int64_t
   const V* b = reinterpret_cast<const V*>(Bp);
   for (int seg = 0; seg < 2; ++seg) {
     if (seg == 1 && Cx != nullptr) {  // the first product apart
-      store(Cx, false);
+      store(Cx, false, sq);
       clear();
     }
     const S* As = seg == 0 ? A : A2;
@@ -80,7 +92,7 @@ inline void micro(int64_t K, const S* A, int64_t lda, const S* Bp, S* C, int64_t
       }
     }
   }
-  store(C, acc);
+  store(C, acc, sq != nullptr ? sq + L : nullptr);
 }
 
 // micro<S, mr> for a run-time mr <= MR.
@@ -93,11 +105,12 @@ inline void micro_rows(int64_t mr, Args... args) {
 }
 
 // C (m x n) (+)= A (m x k) . panels (k x n).
-// With k2 > 0: C (m x n) (+)= [A (m x k) | A2 (m x k2)] . panels (k + k2 x n).
+// With k2 > 0: C (m x n) (+)= [A (m x k) | A2 (m x k2)] . panels (k + k2 x n); Cx and sq as micro's
+// (sq (m, 2L), added to).
 template <typename S>
 void own_mul(int64_t m, int64_t k, int64_t n, const S* A, int64_t lda, const S* panels, S* C,
              int64_t ldc, bool acc, int64_t k2 = 0, const S* A2 = nullptr, int64_t lda2 = 0,
-             S* Cx = nullptr) {
+             S* Cx = nullptr, S* sq = nullptr) {
   constexpr int W = panel_width<S>();
   // row blocks of at most kBlockRows, as even as possible (32 rows in blocks of 6: 6 6 5 5 5 5, not
   // 6 6 6 6 6 2); each panel is read once and serves every row block
@@ -111,7 +124,8 @@ void own_mul(int64_t m, int64_t k, int64_t n, const S* A, int64_t lda, const S* 
       const S* a2 = A2 == nullptr ? nullptr : A2 + r * lda2;
       S* c = C + r * ldc + p * W;
       S* cx = Cx == nullptr ? nullptr : Cx + r * ldc + p * W;
-      micro_rows<S, kBlockRows>(mr, k, a, lda, Bp, c, ldc, ncols, acc, k2, a2, lda2, cx);
+      S* sqr = sq == nullptr ? nullptr : sq + r * 2 * Vec<S>::L;
+      micro_rows<S, kBlockRows>(mr, k, a, lda, Bp, c, ldc, ncols, acc, k2, a2, lda2, cx, sqr);
       r += mr;
     }
   }

@@ -224,6 +224,15 @@ template <typename S> inline void projection_rstd2(const S* x, const S* y, int64
   st[3] = S(1) / std::sqrt((qy + hsum<S>(vqy[0] + vqy[1])) / S(n) + S(eps));
 }
 
+// projection_rstd2 from the lane-wise sums of squares of the two rows, sq = [x's (L) | y's (L)]
+// (PackedB::mul_split takes them while the products are in registers).
+template <typename S> inline void projection_rstd_sq(const S* sq, int64_t n, double eps, S* st) {
+  st[0] = S(0);
+  st[1] = S(1) / std::sqrt(hsum<S>(load_vec<S>(sq)) / S(n) + S(eps));
+  st[2] = S(0);
+  st[3] = S(1) / std::sqrt(hsum<S>(load_vec<S>(sq + Vec<S>::L)) / S(n) + S(eps));
+}
+
 // Layer norm's projections through centred weights. LayerNorm is invariant to a shift of its row,
 // and the mean of a row of h W^T over its R = 4H outputs is h . w_bar (w_bar the mean of W's rows),
 // so LN(h W^T) = LN(h Wc^T) with Wc = W - 1 w_bar^T: every row of h Wc^T has mean 0, the forward
