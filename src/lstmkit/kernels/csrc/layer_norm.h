@@ -1,5 +1,5 @@
-// LayerNorm backward of the fused LSTM (layer_norm=True): the projections' backward over groups of rows in
-// the time loop, and the input side's backward after the loop (kInputGrad). Included by
+// LayerNorm backward of the fused LSTM (layer_norm=True): the projections' backward over groups of
+// rows in the time loop, and the input side's backward after the loop (kInputGrad). Included by
 // lstm_backward.cpp.
 #pragma once
 

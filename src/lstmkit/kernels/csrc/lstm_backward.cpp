@@ -97,8 +97,10 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
   const int group = post_x ? ln_group_rows<false>() : ln_group_rows<true>();
   auto ln_group = [&] {
     if (lnr.n == 0) return;
-    if (post_x) projection_ln_backward_rows<S, false>(G4, lnr, a.ln_ih, a.ln_hh, acc.dlih, acc.dlhh, acc.db);
-    else projection_ln_backward_rows<S, true>(G4, lnr, a.ln_ih, a.ln_hh, acc.dlih, acc.dlhh, acc.db);
+    if (post_x)
+      projection_ln_backward_rows<S, false>(G4, lnr, a.ln_ih, a.ln_hh, acc.dlih, acc.dlhh, acc.db);
+    else
+      projection_ln_backward_rows<S, true>(G4, lnr, a.ln_ih, a.ln_hh, acc.dlih, acc.dlhh, acc.db);
     lnr.n = 0;
   };
 

@@ -137,8 +137,8 @@ inline void cell_forward_fast(int64_t H, S* z, const S* b, const S* cp, const S*
 // m = o * tanh(LN(c_t) w + b) for the fast path, after cell_forward_fast<..., LN = true> (which
 // took c_t's statistics st = [mean, rstd]).
 template <typename S>
-inline void cell_ln_output(int64_t H, const S* cn, const S* zo, const S* st, const S* lncw, const S* lncb,
-                           S* m) {
+inline void cell_ln_output(int64_t H, const S* cn, const S* zo, const S* st, const S* lncw,
+                           const S* lncb, S* m) {
   const S mean = st[0], rstd = st[1];
 #pragma omp simd
   for (int64_t j = 0; j < H; ++j) m[j] = zo[j] * tanhx<S>((cn[j] - mean) * rstd * lncw[j] + lncb[j]);
