@@ -20,7 +20,7 @@ namespace {
 // interact). LnRows holds the rows: dz (4H) in; dxw, dhw (4H) out; xw, hw the raw projections; st
 // the rows' statistics [0, rstd_ih, 0, rstd_hh]. Accumulates the gains' and the bias's gradients.
 // XS: both halves; without it only the recurrent one (a backward that runs the input half after the
-// loop, kInputGrad: ln_input_backward), and dz, xw, dxw are not read.
+// loop, kInputGrad: ln_input_backward), and xw, dxw go unused.
 // xw and hw are products with centred weights, of mean 0 (pointwise.h, centre_rows). Per half, with
 // u = dz * g and xhat = xw * rstd, LayerNorm's backward is dxw = rstd * (u - m1 - xhat * m2),
 // m1 = mean(u), m2 = mean(u * xhat); the m1 term is a multiple of 1 per row, which the centred

@@ -67,8 +67,7 @@ inline void cell_ln_stats_from(int64_t H, const S* cn, S k, S s1, S s2, S* st) {
 // left to cell_ln_output.
 template <typename S, bool PEEP, bool COUPLED, bool LN, bool XIN = false>
 inline void cell_forward_fast(int64_t H, S* z, const S* b, const S* cp, const S* pp, S* cn, S* m,
-                              const S* xw, const S* hw, const S* gih, const S* ghh, const S* lncw,
-                              const S* lncb, S* ln_st) {
+                              const S* xw, const S* hw, const S* gih, const S* ghh, S* ln_st) {
   S* zi = z;
   S* zf = z + H;
   S* zg = z + 2 * H;

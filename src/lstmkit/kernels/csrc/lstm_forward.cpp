@@ -107,11 +107,10 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
         const S* hw = hw_rows + (n - c0) * G4;
         if constexpr (sizeof(S) == 4) if (fast) {
 #define LSTMKIT_FWD(PE, CO, LN)                                                                    \
-    cell_forward_fast<S, PE, CO, LN>(H, z, bias, cp, a.w_peep, cn, m, xw, hw, a.ln_ih, a.ln_hh, a.ln_cw, \
-                                     a.ln_cb, st)
+    cell_forward_fast<S, PE, CO, LN>(H, z, bias, cp, a.w_peep, cn, m, xw, hw, a.ln_ih, a.ln_hh, st)
 #define LSTMKIT_FWDX(PE, CO)                                                                      \
     cell_forward_fast<S, PE, CO, false, true>(H, z, bias, cp, a.w_peep, cn, m, xw, hw, a.ln_ih, a.ln_hh, \
-                                              a.ln_cw, a.ln_cb, st)
+                                              st)
           if (ln) {
             if (peep) coupled ? LSTMKIT_FWD(true, true, true) : LSTMKIT_FWD(true, false, true);
             else coupled ? LSTMKIT_FWD(false, true, true) : LSTMKIT_FWD(false, false, true);
