@@ -159,6 +159,40 @@ def test_layer_norm_cell_statistics_with_a_far_shift(case_):
         assert_close(a.double(), b, f"output {k}", atol * 10, rtol * 10)
 
 
+@needs_fused
+@pytest.mark.parametrize("H", [1024, 4096])
+@pytest.mark.parametrize("case_", ["shift-0.6-sqrt(H)-deviations", "unit-0-an-outlier"])
+def test_layer_norm_cell_statistics_keep_float32_accuracy(case_, H):
+    """One forward step, float32 fused against the float64 reference, where one-pass statistics of
+    c_1 would lose up to a factor of H of its variance (found by a newcomer): the shift of the gate
+    loop's sums, c_0[0], placed 0.6 sqrt(H) standard deviations from c_1's mean with the forget gates
+    shut (3.0e-4 relative error with a guard at H var), or unit 0 an outlier of c_1 itself, its
+    forget gate open on c_0[0] = 30 (8.5e-5 with the old one-pass statistics shifted by c_t[0]). Both
+    within the float32 reference's own error (about 3e-7) now."""
+    torch.manual_seed(0)
+    m = lstmkit.LSTM(4, H, layer_norm=True).double()
+    with torch.no_grad():
+        m.bias_ih_l0[H:2 * H] = -30.0  # forget gates shut: c_1 = i g
+        if case_ == "unit-0-an-outlier":
+            m.bias_ih_l0[H] = 30.0
+    x = torch.randn(1, 2, 4, dtype=torch.float64)
+    h0 = torch.zeros(1, 2, H, dtype=torch.float64)
+    c0 = torch.zeros(1, 2, H, dtype=torch.float64)
+    if case_ == "unit-0-an-outlier":
+        c0[..., 0] = 30.0
+    else:
+        with torch.no_grad(), lstmkit.use_backend("reference"):
+            _, (_, c1) = m(x, (h0, c0))
+        c0[..., 0] = c1.mean(-1) - 0.6 * H ** 0.5 * c1.std(-1, unbiased=False)
+    with torch.no_grad(), lstmkit.use_backend("reference"):
+        want, _ = m(x, (h0, c0))
+    m32 = m.float()
+    with torch.no_grad(), lstmkit.use_backend("fused"):
+        got, _ = m32(x.float(), (h0.float(), c0.float()))
+    err = ((got.double() - want).abs().max() / want.abs().max()).item()
+    assert err < 3e-6, f"relative error {err:.3g}"
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_lstm_no_bias_and_partial_gradients(dtype):
     check_against(lstm_case(PRESETS["V"], dtype, bias=False, lengths=[2, 5, 5]))

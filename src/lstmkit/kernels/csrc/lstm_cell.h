@@ -31,15 +31,17 @@ void use_centred_weights(LstmForward<S>& a, std::unique_ptr<S[]>& keep) {
 }
 
 // Layer norm statistics of c_t (H) from its sums s1 = sum(c - k), s2 = sum((c - k)^2), taken in
-// the gate loop with a shift k (c_{t-1}[0]): st = [mean, rstd]. A shift far from the row's mean
-// would lose the variance to cancellation in s2 / H - (s1 / H)^2; where (s1 / H)^2 > H var (which
-// the shift by the row's own first element, layer_norm_stats', never exceeds) the row is taken again
-// by layer_norm_stats.
+// the gate loop with a shift k (c_{t-1}[0]): st = [mean, rstd]. One pass loses to cancellation in
+// s2 / H - (s1 / H)^2 a relative share of the variance of about (1 + (s1 / H)^2 / var) times the
+// rounding unit; where the shift lies more than 4 standard deviations from the row's mean (a shut
+// forget gate, a c_0 given by the user) the row is taken again by the two-pass layer_norm_stats, so
+// the loss stays within 17 units (float32, H = 4096, the shift at 0.9 sqrt(H) deviations: 3.0e-4
+// relative error in the outputs with a guard at H var, found by a newcomer; 4e-7 with this one).
 template <typename S>
 inline void cell_ln_stats_from(int64_t H, const S* cn, S k, S s1, S s2, S* st) {
   const S md = s1 / S(H);
   const S var = s2 / S(H) - md * md;
-  if (!(md * md <= S(H) * var)) {
+  if (!(md * md <= S(16) * var)) {
     S mean;
     st[1] = layer_norm_stats<S>(cn, H, kLnEps, &mean);
     st[0] = mean;
