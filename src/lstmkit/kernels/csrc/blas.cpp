@@ -246,18 +246,17 @@ void PackedB<S>::mul(int64_t m, const S* A, int64_t lda, S* C, int64_t ldc, bool
 }
 
 template <typename S>
-bool PackedB<S>::mul_split(int64_t m, int64_t k1, const S* A1, int64_t lda1, const S* A2, int64_t lda2,
+void PackedB<S>::mul_split(int64_t m, int64_t k1, const S* A1, int64_t lda1, const S* A2, int64_t lda2,
                            S* C, int64_t ldc, S* Cx, S* sq) const {
-  if (m == 0 || n_ == 0) return sq != nullptr;
-  if (panels_ != nullptr && m <= own_max_m_) {
+  if (m == 0 || n_ == 0) return;
+  if (own(m)) {
     own_mul<S>(m, k1, n_, A1, lda1, panels_, C, ldc, false, k_ - k1, A2, lda2, Cx, Cx ? sq : nullptr);
-    return sq != nullptr && Cx != nullptr;
+    return;
   }
   // the BLAS: two products on the two column blocks of op(B)
   const S* B2 = transB_ ? B_ + k1 : B_ + k1 * ldb_;
   gemm<S>(false, transB_, m, n_, k1, S(1), A1, lda1, B_, ldb_, S(0), Cx ? Cx : C, ldc);
   gemm<S>(false, transB_, m, n_, k_ - k1, S(1), A2, lda2, B2, ldb_, Cx ? S(0) : S(1), C, ldc);
-  return false;
 }
 
 template <typename S>

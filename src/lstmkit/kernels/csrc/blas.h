@@ -43,11 +43,10 @@ class PackedB {
   // C = [A1 (m x k1) | A2 (m x (k - k1))] . op(B): one product over two operands side by side (the
   // step's x_t and h_{t-1} against [W_ih | W_hh]), without copying them together. With Cx, the two
   // products are kept apart: Cx = A1 . op(B)[:k1], C = A2 . op(B)[k1:] (both ldc). With Cx and sq
-  // (m, 2 L), L the floats of the build's vector (isa.h), and lstmkit's own kernel: each row's sums
-  // of squares of Cx and of C, lane-wise, are added to sq[r, :L] and sq[r, L:] (layer norm's
-  // statistics, taken while the products are in registers); returns whether they were (not on the
-  // BLAS path).
-  bool mul_split(int64_t m, int64_t k1, const S* A1, int64_t lda1, const S* A2, int64_t lda2, S* C,
+  // (m, 2 L), L the floats of the build's vector (isa.h), where own(m) (lstmkit's kernel): each
+  // row's sums of squares of Cx and of C, lane-wise, are added to sq[r, :L] and sq[r, L:] (layer
+  // norm's statistics, taken while the products are in registers); the BLAS path leaves sq alone.
+  void mul_split(int64_t m, int64_t k1, const S* A1, int64_t lda1, const S* A2, int64_t lda2, S* C,
                  int64_t ldc, S* Cx = nullptr, S* sq = nullptr) const;
   // Whether products of m rows run on lstmkit's own kernel.
   bool own(int64_t m) const { return panels_ != nullptr && m <= own_max_m_; }

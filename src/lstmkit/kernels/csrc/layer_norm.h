@@ -105,15 +105,14 @@ inline void projection_ln_backward_group(int64_t G4, const LnRows<S>& g, const S
   }
 }
 
-// All g.n <= ln_group_rows<XS>() rows of g, as one group.
-template <typename S, bool XS>
+// projection_ln_backward_group for the run-time g.n <= R rows of g (R = ln_group_rows<XS>()).
+template <typename S, bool XS, int R = ln_group_rows<XS>()>
 void projection_ln_backward_rows(int64_t G4, const LnRows<S>& g, const S* gih, const S* ghh, S* dgih,
                                  S* dghh, S* db) {
-  [&]<int... r>(std::integer_sequence<int, r...>) {
-    ((g.n == r + 1 ? projection_ln_backward_group<S, XS, r + 1>(G4, g, gih, ghh, dgih, dghh, db)
-                   : void()),
-     ...);
-  }(std::make_integer_sequence<int, ln_group_rows<XS>()>{});
+  if constexpr (R > 1) {
+    if (g.n < R) return projection_ln_backward_rows<S, XS, R - 1>(G4, g, gih, ghh, dgih, dghh, db);
+  }
+  projection_ln_backward_group<S, XS, R>(G4, g, gih, ghh, dgih, dghh, db);
 }
 
 // The input side's two products over all rows, for one block of CR rows inside the backward loop

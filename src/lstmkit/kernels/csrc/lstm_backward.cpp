@@ -175,15 +175,13 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
         S* dxw = ln ? dxw_step + (n - c0) * G4 : nullptr;
         S* dz = post_x ? dxw : ln ? dzrows + lnr.n * G4 : dzh;
         const S* st = ln ? a.stats + row * 6 : nullptr;
-        if constexpr (sizeof(S) == 4) if (fast && ln) {  // the cell's layer norm, first pass
-          cell_ln_backward_pre<S>(H, gt + 3 * H, cn, dm + rr * H, a.ln_cw, a.ln_cb, st + 4, acc.dlcw,
-                                  acc.dlcb, y, chat, lnm);
-        }
         if constexpr (sizeof(S) == 4) if (fast) {
 #define LSTMKIT_BWD(PE, CO, LN)                                                                    \
     cell_backward_fast<S, PE, CO, LN>(H, gt, cp, cn, a.w_peep, dm + rr * H, dc + rr * H, dz, acc.dpp, \
                                       st ? st + 4 : nullptr, y, chat, lnm)
-          if (ln) {
+          if (ln) {  // the cell's layer norm: its first pass, then the row's
+            cell_ln_backward_pre<S>(H, gt + 3 * H, cn, dm + rr * H, a.ln_cw, a.ln_cb, st + 4, acc.dlcw,
+                                    acc.dlcb, y, chat, lnm);
             if (peep) coupled ? LSTMKIT_BWD(true, true, true) : LSTMKIT_BWD(true, false, true);
             else coupled ? LSTMKIT_BWD(false, true, true) : LSTMKIT_BWD(false, false, true);
           } else {

@@ -65,14 +65,12 @@ void forward_rows(const LstmForward<S>& a, Block blk, const PackedB<S>& whh, con
       S* hw_rows = hw_step;
       // xw of the chunk: kept, or (forward only) the warm buffer, or the buffer of all steps
       S* xw_rows = !ln ? nullptr : xw_step != nullptr ? xw_step : a.xw + (t * N + c0) * G4;
-      bool have_sq = false;  // layer norm's sums of squares taken by the product
-      if (xin) {  // with layer norm, x_t W_ih^T goes apart into xw
-        if (ln) zero(sq, cr * L2);
-        have_sq = whh.mul_split(cr, k.I, a.x + (t * N + c0) * k.I, k.I, hin + (c0 - r0) * P, P, hw_rows,
-                                G4, xw_rows, ln ? sq : nullptr);
-      } else {
-        whh.mul(cr, hin + (c0 - r0) * P, P, hw_rows, G4, false);
-      }
+      const bool have_sq = ln && xin && whh.own(cr);  // layer norm's sums of squares from the product
+      if (have_sq) zero(sq, cr * L2);
+      if (xin)  // with layer norm, x_t W_ih^T goes apart into xw
+        whh.mul_split(cr, k.I, a.x + (t * N + c0) * k.I, k.I, hin + (c0 - r0) * P, P, hw_rows, G4,
+                      xw_rows, have_sq ? sq : nullptr);
+      else whh.mul(cr, hin + (c0 - r0) * P, P, hw_rows, G4, false);
       if (fgr) wgr->mul(cr, a.a + (t * N + c0) * H3, H3, R + (c0 - r0) * H3, H3, false);
 
       if (ln) {  // the chunk's statistics first: independent rows, so their reductions overlap

@@ -196,6 +196,14 @@ template <typename S> inline S layer_norm_stats(const S* x, int64_t n, double ep
   return S(1) / std::sqrt(q / S(n) + S(eps));
 }
 
+// st = [0, rstd_x, 0, rstd_y] of two rows of n, of mean 0, from their sums of squares qx, qy.
+template <typename S> inline void projection_st(S qx, S qy, int64_t n, double eps, S* st) {
+  st[0] = S(0);
+  st[1] = S(1) / std::sqrt(qx / S(n) + S(eps));
+  st[2] = S(0);
+  st[3] = S(1) / std::sqrt(qy / S(n) + S(eps));
+}
+
 // Layer norm's statistics of the step's two projections x W_ih^T and h W_hh^T (both still in L1),
 // rows of n: st = [0, rstd_x, 0, rstd_y]. The fused kernels form both products with centred weights
 // (centre_rows), so each row has mean 0 (up to the rounding of the centred weights' entries) and its
@@ -215,19 +223,13 @@ template <typename S> inline void projection_rstd2(const S* x, const S* y, int64
       vqy[u] += b * b;
     }
   });
-  st[0] = S(0);
-  st[1] = S(1) / std::sqrt((qx + hsum<S>(vqx[0] + vqx[1])) / S(n) + S(eps));
-  st[2] = S(0);
-  st[3] = S(1) / std::sqrt((qy + hsum<S>(vqy[0] + vqy[1])) / S(n) + S(eps));
+  projection_st<S>(qx + hsum<S>(vqx[0] + vqx[1]), qy + hsum<S>(vqy[0] + vqy[1]), n, eps, st);
 }
 
 // projection_rstd2 from the lane-wise sums of squares of the two rows, sq = [x's (L) | y's (L)]
 // (PackedB::mul_split takes them while the products are in registers).
 template <typename S> inline void projection_rstd_sq(const S* sq, int64_t n, double eps, S* st) {
-  st[0] = S(0);
-  st[1] = S(1) / std::sqrt(hsum<S>(load_vec<S>(sq)) / S(n) + S(eps));
-  st[2] = S(0);
-  st[3] = S(1) / std::sqrt(hsum<S>(load_vec<S>(sq + Vec<S>::L)) / S(n) + S(eps));
+  projection_st<S>(hsum<S>(load_vec<S>(sq)), hsum<S>(load_vec<S>(sq + Vec<S>::L)), n, eps, st);
 }
 
 // Layer norm's projections through centred weights. LayerNorm is invariant to a shift of its row,
