@@ -107,7 +107,7 @@ def test_layer_norm_input_side_both_ways(situation, x_grad, dtype):
 @pytest.mark.parametrize("preset", ["NP", "LN"])
 def test_input_side_after_the_loop(preset, x_grad, dtype):
     """The input side's products after the time loop, over the kept operand (rows_pass, and layer
-    norm's ln_input_backward): taken where the (4H, I) accumulator takes more than half the core's
+    norm's ln_input_rows): taken where the (4H, I) accumulator takes more than half the core's
     L2 cache (1.5 MiB and more here, I^2 <= 8H so that layer norm rewrites through x)."""
     opts = LSTMOptions(layer_norm=True) if preset == "LN" else PRESETS[preset]
     check_against(lstm_case(opts, dtype, T=3, N=3, I=90, H=1024, lengths=[3, 1, 2], x_grad=x_grad))

@@ -37,7 +37,7 @@ enum LstmFlag : int {
   kNoBackward = 1 << 7,     // forward only (no grad): xw and hw (layer norm) need not be kept
   kInputGrad = 1 << 8,      // backward will need dx: with layer norm, the input side's LayerNorm
                             // backward then runs after the loop, folded into the dx and dW_ih
-                            // products, and xw is not kept (see layer_norm.h, ln_input_backward)
+                            // products, and xw is not kept (see layer_norm.h, ln_input_rows_block)
 };
 
 struct LstmConfig {
@@ -47,7 +47,7 @@ struct LstmConfig {
 };
 
 // Layer norm with kInputGrad: the input side's LayerNorm backward is rewritten through x (layer_norm.h,
-// ln_input_backward) and the forward keeps no xw, where I^2 <= 8H. The rewrite costs about 2 I^2
+// ln_input_rows_block) and the forward keeps no xw, where I^2 <= 8H. The rewrite costs about 2 I^2
 // multiply-adds a row (x W^T W and x x^T) and G4 I^2 once; keeping xw costs a (T, N, 4H) array
 // written and read back and a LayerNorm backward pass over 4H a row. Measured (fwd+bwd, AVX-512,
 // alternating, layer norm in ms, rewrite vs keep xw): (B, T, I, H) = (32, 100, 16, 64): 3.97 vs 4.17;

@@ -20,7 +20,7 @@ namespace {
 // interact). LnRows holds the rows: dz (4H) in; dxw, dhw (4H) out; xw, hw the raw projections; st
 // the rows' statistics [0, rstd_ih, 0, rstd_hh]. Accumulates the gains' and the bias's gradients.
 // XS: both halves; without it only the recurrent one (a backward that runs the input half after the
-// loop, kInputGrad: ln_input_backward), and xw, dxw go unused.
+// loop, kInputGrad: ln_input_rows_block), and xw, dxw go unused.
 // xw and hw are products with centred weights, of mean 0 (pointwise.h, centre_rows). Per half, with
 // u = dz * g and xhat = xw * rstd, LayerNorm's backward is dxw = rstd * (u - m1 - xhat * m2),
 // m1 = mean(u), m2 = mean(u * xhat); the m1 term is a multiple of 1 per row, which the centred
@@ -120,7 +120,7 @@ void projection_ln_backward_rows(int64_t G4, const LnRows<S>& g, const S* gih, c
 //   Y (CR, Ip) = D Wg  and  Acc (4H, Ip) += D^T XS,
 // D (CR, G4) the block's dz (or, layer norm without dx, dxw), Wg (G4, Ip) = W_ih (layer norm with
 // dx: diag(g_ih) W_ih), XS (CR, Ip) the rows x (rstd_ih x), Acc the thread's partial dW_ih (A of
-// ln_input_backward); Ip is I padded to whole vectors (the padding columns zero). Each broadcast of
+// ln_input_rows_block); Ip is I padded to whole vectors (the padding columns zero). Each broadcast of
 // D[r, j] feeds both products; Y's rows stay in registers, Acc's row j is read and written once per
 // block.
 template <typename S, int CR>
@@ -157,30 +157,135 @@ inline void input_side_rows_n(int64_t cr, int64_t G4, int64_t Ip, const S* D, co
   input_side_rows<S, CR>(G4, Ip, D, Wg, XS, Y, Acc);
 }
 
-// The input side of layer norm's backward with dx (kInputGrad), its per-row terms and weight
-// gradients after the loop. z = LN(xw) g_ih + ... with xw = x W^T, W = Wc_ih (4H, I), the centred
-// W_ih (pointwise.h, centre_rows: each row of xw has mean 0, and the column sums of W are 0). Per row
-// r, with u = dz * g_ih, xhat = xw * rstd and G = 4H, LayerNorm's backward without its m1 term (which
-// W maps to 0, see projection_ln_backward):
+// The input side of layer norm's backward with dx (kInputGrad). z = LN(xw) g_ih + ... with
+// xw = x W^T, W = Wc_ih (4H, I), the centred W_ih (pointwise.h, centre_rows: each row of xw has
+// mean 0, and the column sums of W are 0). Per row r, with u = dz * g_ih, xhat = xw * rstd and
+// G = 4H, LayerNorm's backward without its m1 term (which W maps to 0, see
+// projection_ln_backward):
 //   dxw = rstd * (u - xhat * m2),  m2 = sum(u * xhat) / G.
-// xw is not kept: every term is rewritten through x, so that all that is read of the rows is dz
-// ((T, N, 4H), written by the loop) and x. With V = dz diag(g_ih) W (TN, I) (the product dx needs
-// anyway), sum(u * xw) = V . x, hence m2; then
-//   dx    = dxw W = rstd * (V - m2 rstd x W^T W)
-//   dWc   = dxw^T x = diag(g_ih) A - W C,         A = dz^T (rstd x),  C = x^T diag(rstd^2 m2) x
-//   dg_ih = sum_r dz * xhat = rowsum(W * A)
-// and dW_ih is dWc centred (the caller, lstm_backward). The two products over all rows, A and V,
-// have the shapes of the dW_ih and dx products they replace. ln_input_backward takes them from the
-// loop (input_side_rows) or from ln_input_products, one pass over the kept dz after the loop.
+// xw is not kept: every term is rewritten through x, so that all that is read of the rows is dz and
+// x. With V = dz diag(g_ih) W (TN, I) (the product dx needs anyway), sum(u * xw) = V . x, hence m2;
+// then, with c_r = rstd^2 m2 of row r,
+//   dx_r  = dxw_r W = rstd V_r - c_r x_r W^T W          (ln_input_rows_block)
+//   dWc   = dxw^T x = diag(g_ih) A - W C,  A = dz^T (rstd x),  C = sum_r c_r x_r^T x_r
+//   dg_ih = sum_r dz * xhat = rowsum(W * A)            (ln_input_weights)
+// and dW_ih is dWc centred (the caller, lstm_backward). A and V have the shapes of the dW_ih and dx
+// products they replace; both come from the backward loop (input_side_rows, where
+// ln_input_rows_block then takes the block's rows while they are in L1), or from ln_input_products
+// and ln_input_rows, passes over the kept dz after the loop. The row terms run in the loop, on
+// blocks of rows: after the loop they were small BLAS calls over all T N rows (x W^T W, x^T (c x))
+// and a pass between them, 95-112 us of a 4.4 ms call at (32, 100, 16, 64), two threads. Layer
+// norm fwd+bwd / vanilla's, medians of paired rounds in alternating processes, after -> in the
+// loop: (32, 100, 16, 64) 1.178 -> 1.170; (1, 500, 8, 64) 1.137 -> 1.079; (64, 100, 32, 128)
+// 1.137 -> 1.125.
+
+// W^T W (I, Ip), the Gram matrix of ln_input_rows_block (W = Wc_ih (4H, I)), each row padded with
+// zeros to Ip.
 template <typename S>
-void ln_input_backward(const LstmBackward<S>& b, const S* A, const S* V, S* dlih) {
+std::vector<S> ln_input_gram(const S* W, int64_t G4, int64_t I, int64_t Ip) {
+  std::vector<S> gram(size_t(I * Ip), S(0));
+  for (int64_t j = 0; j < G4; ++j)
+    for (int64_t l = 0; l < I; ++l) {
+      const S w = W[j * I + l];
+      S* gr = gram.data() + l * Ip;
+      const S* wj = W + j * I;
+#pragma omp simd
+      for (int64_t m = 0; m < I; ++m) gr[m] += w * wj[m];
+    }
+  return gram;
+}
+
+// The row terms (see above) of CR rows: Vr (CR, Ip) their rows of V, XS (CR, Ip) their rstd x, both
+// padded with zeros (XS zero at padding rows, where the forward zeroes rstd), rs (CR) their rstd.
+// In terms of xs = rstd x and p = V_r . xs: dx_r = rstd V_r - (rstd p / G) xs W^T W, and the row's
+// share of C is (p / G) xs^T xs. Writes DX (CR, Ip) where gram (I, Ip) is given; adds to C (I, Ip)
+// where not null. The vectors of the CR rows are independent chains; each load of a row of gram or
+// C serves all CR rows.
+template <typename S, int CR>
+inline void ln_input_rows_block(int64_t I, int64_t Ip, int64_t G4, const S* rs, const S* Vr,
+                                const S* XS, const S* gram, S* DX, S* C) {
+  using V = typename Vec<S>::v;
+  constexpr int L = Vec<S>::L;
+  S f[CR], e[CR];
+  for (int r = 0; r < CR; ++r) {
+    S p = 0;
+#pragma omp simd reduction(+ : p)
+    for (int64_t m = 0; m < Ip; ++m) p += Vr[r * Ip + m] * XS[r * Ip + m];
+    f[r] = p / S(G4);
+    e[r] = rs[r] * f[r];
+  }
+  for (int64_t m0 = 0; m0 < Ip; m0 += L) {
+    if (gram != nullptr) {  // dx_r = rstd V_r - e_r (xs_r W^T W)
+      V d[CR];
+      for (int r = 0; r < CR; ++r) d[r] = V{};
+      for (int64_t l = 0; l < I; ++l) {
+        const V g = load_vec<S>(gram + l * Ip + m0);
+        for (int r = 0; r < CR; ++r) d[r] += XS[r * Ip + l] * g;
+      }
+      for (int r = 0; r < CR; ++r)
+        store_vec<S>(DX + r * Ip + m0, rs[r] * load_vec<S>(Vr + r * Ip + m0) - e[r] * d[r]);
+    }
+    if (C != nullptr) {  // C += sum_r xs_r^T (f_r xs_r)
+      V ys[CR];
+      for (int r = 0; r < CR; ++r) ys[r] = f[r] * load_vec<S>(XS + r * Ip + m0);
+      for (int64_t l = 0; l < I; ++l) {
+        V c = load_vec<S>(C + l * Ip + m0);
+        for (int r = 0; r < CR; ++r) c += XS[r * Ip + l] * ys[r];
+        store_vec<S>(C + l * Ip + m0, c);
+      }
+    }
+  }
+}
+
+// ln_input_rows_block<S, cr> for a run-time cr <= CR.
+template <typename S, int CR>
+inline void ln_input_rows_block_n(int64_t cr, int64_t I, int64_t Ip, int64_t G4, const S* rs,
+                                  const S* Vr, const S* XS, const S* gram, S* DX, S* C) {
+  if constexpr (CR > 1) {
+    if (cr < CR) return ln_input_rows_block_n<S, CR - 1>(cr, I, Ip, G4, rs, Vr, XS, gram, DX, C);
+  }
+  ln_input_rows_block<S, CR>(I, Ip, G4, rs, Vr, XS, gram, DX, C);
+}
+
+// The row terms over all T N rows after the loop, one row at a time, split over the threads: dx
+// into b.dx (where not null), C (I, Ip) summed (where dw_ih is wanted; else left empty). V (TN, I);
+// gram (I, Ip) as ln_input_gram's, or empty without dx.
+template <typename S>
+void ln_input_rows(const LstmBackward<S>& b, const S* V, const std::vector<S>& gram, int64_t Ip,
+                   std::vector<S>& C) {
   const LstmForward<S>& a = b.f;
   const LstmConfig& k = a.cfg;
-  const int64_t T = k.T, N = k.N, I = k.I, G4 = 4 * k.H, TN = T * N;
+  const int64_t I = k.I, G4 = 4 * k.H, TN = k.T * k.N;
+  const int nth = int(std::max<int64_t>(1, std::min<int64_t>(num_threads(), TN / 64)));
+  std::vector<S> parts(b.dw_ih ? size_t(nth * I * Ip) : 0, S(0));
+  for_each_block(nth, TN, [&](int tid, Block blk) {
+    std::vector<S> rowbuf(size_t(3 * Ip), S(0));  // the row's V, rstd x (padded) and dx
+    S* vr = rowbuf.data();
+    S* xs = vr + Ip;
+    S* dx = xs + Ip;
+    S* Ct = b.dw_ih ? parts.data() + tid * I * Ip : nullptr;
+    for (int64_t r = blk.r0; r < blk.r1; ++r) {
+      const S rs = a.stats[r * 6 + 1];
+      for (int64_t l = 0; l < I; ++l) {
+        vr[l] = V[r * I + l];
+        xs[l] = rs * a.x[r * I + l];
+      }
+      ln_input_rows_block<S, 1>(I, Ip, G4, &rs, vr, xs, b.dx ? gram.data() : nullptr, dx, Ct);
+      if (b.dx) std::memcpy(b.dx + r * I, dx, sizeof(S) * I);
+    }
+  });
+  C.assign(b.dw_ih ? size_t(I * Ip) : 0, S(0));
+  for (int tid = 0; tid < nth && b.dw_ih; ++tid)
+    for (int64_t j = 0; j < I * Ip; ++j) C[j] += parts[tid * I * Ip + j];
+}
+
+// The weight terms: dg_ih into dlih and dWc into b.dw_ih (where not null), from A (4H, I) and C
+// (I, Ip).
+template <typename S>
+void ln_input_weights(const LstmBackward<S>& b, const S* A, const S* C, int64_t Ip, S* dlih) {
+  const LstmForward<S>& a = b.f;
+  const int64_t I = a.cfg.I, G4 = 4 * a.cfg.H;
   const S* W = a.w_ih;
-  const S* gih = a.ln_ih;
-  // per-row rstd of xw at stats[r * 6 + 1]; the forward zeroes it at padding rows (dz zero there),
-  // and rstd 0 marks those rows below
   if (dlih) {
     for (int64_t j = 0; j < G4; ++j) {
       S sum = 0;
@@ -188,61 +293,25 @@ void ln_input_backward(const LstmBackward<S>& b, const S* A, const S* V, S* dlih
       dlih[j] = sum;
     }
   }
-  if (!b.dx && !b.dw_ih) return;
-  S* XG = nullptr;  // (TN, I) x W^T W
-  if (b.dx) {
-    std::vector<S> gram(size_t(I * I));
-    gemm<S>(true, false, I, I, G4, S(1), W, I, W, I, S(0), gram.data(), I);
-    XG = scratch<S>(4, TN * I);
-    gemm<S>(false, false, TN, I, I, S(1), a.x, I, gram.data(), I, S(0), XG, I);
-  }
-  // one pass over the rows, split over the threads: m2, then the row of dx and, for dW, the row
-  // c x of C's product
-  S* XC = b.dw_ih ? scratch<S>(7, TN * I) : nullptr;  // rows c_r x_r
-  const int nth = int(std::max<int64_t>(1, std::min<int64_t>(num_threads(), TN / 64)));
-  for_each_block(nth, TN, [&](int, Block blk) {
-    for (int64_t r = blk.r0; r < blk.r1; ++r) {
-      S* dxr = b.dx ? b.dx + r * I : nullptr;
-      S* xc = XC ? XC + r * I : nullptr;
-      const S rs = a.stats[r * 6 + 1];
-      if (rs == S(0)) {  // padding
-        if (dxr) zero(dxr, I);
-        if (xc) zero(xc, I);
-        continue;
-      }
-      const S* v = V + r * I;
-      const S* xr = a.x + r * I;
-      S p = 0;
-#pragma omp simd reduction(+ : p)
-      for (int64_t l = 0; l < I; ++l) p += v[l] * xr[l];
-      const S m2 = rs * p / S(G4);
-      if (dxr) {  // dx = rstd (V - m2 rstd x W^T W)
-        const S* xg = XG + r * I;
-        const S q = m2 * rs;
-#pragma omp simd
-        for (int64_t l = 0; l < I; ++l) dxr[l] = rs * (v[l] - q * xg[l]);
-      }
-      if (xc) {
-        const S c = rs * rs * m2;
-#pragma omp simd
-        for (int64_t l = 0; l < I; ++l) xc[l] = c * xr[l];
-      }
-    }
-  });
   if (b.dw_ih) {  // dWc = diag(g_ih) A - W C
-    std::vector<S> C(size_t(I * I));
-    gemm<S>(true, false, I, I, TN, S(1), a.x, I, XC, I, S(0), C.data(), I);
-    gemm<S>(false, false, G4, I, I, S(1), W, I, C.data(), I, S(0), b.dw_ih, I);  // W C
     for (int64_t j = 0; j < G4; ++j) {
       S* d = b.dw_ih + j * I;
       const S* Aj = A + j * I;
-      for (int64_t l = 0; l < I; ++l) d[l] = gih[j] * Aj[l] - d[l];
+      const S g = a.ln_ih[j];
+#pragma omp simd
+      for (int64_t m = 0; m < I; ++m) d[m] = g * Aj[m];
+      for (int64_t l = 0; l < I; ++l) {
+        const S w = W[j * I + l];
+        const S* cl = C + l * Ip;
+#pragma omp simd
+        for (int64_t m = 0; m < I; ++m) d[m] -= w * cl[m];
+      }
     }
   }
 }
 
 // After the loop, one pass over the kept dz (T, N, 4H): A = dz^T (rstd x) (4H, I) into A and
-// V = dz diag(g_ih) W_ih (TN, I) into scratch, for ln_input_backward; each only where it is wanted.
+// V = dz diag(g_ih) W_ih (TN, I) into scratch, for ln_input_rows; each only where it is wanted.
 template <typename S>
 const S* ln_input_products(const LstmBackward<S>& b, const S* dz, S* dlih, std::vector<S>& A) {
   const LstmForward<S>& a = b.f;

@@ -46,11 +46,13 @@ struct BackBuffers {
   int64_t Ip = 0;
   const S* Wg = nullptr;
   S* V = nullptr;
+  const S* gram = nullptr;  // (I, Ip) W_ih^T W_ih (centred), for ln_input_rows_block in the loop
+                            // (layer norm with dx), or null
 };
 
 template <typename S>
 void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk, const PackedB<S>& whh,
-                   const PackedB<S>* whr, const PackedB<S>* wgr, Acc<S> acc, S* a_part) {
+                   const PackedB<S>* whr, const PackedB<S>* wgr, Acc<S> acc, S* a_part, S* c_part) {
   const LstmForward<S>& a = b.f;
   const LstmConfig& k = a.cfg;
   const int64_t T = k.T, N = k.N, H = k.H, P = k.P, G4 = 4 * H, H3 = 3 * H;
@@ -70,7 +72,8 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
   else zero(dc, rows * H);
 
   const int64_t Ip = w.Ip, xrows = Ip > 0 ? std::min(rows, whh.chunk_rows()) : 0;
-  S* sbuf = scratch<S>(4, rows * (P + P + H3 + G4) + 3 * H + 2 + kBlockRows * G4 + 2 * xrows * Ip);
+  S* sbuf = scratch<S>(4, rows * (P + P + H3 + G4) + 3 * H + 2 + kBlockRows * G4 + 3 * xrows * Ip +
+                           xrows);
   S* dhn_own = sbuf;                 // (rows, P) dL/dh_new when there is no projection buffer
   S* rec = dhn_own + rows * P;       // (rows, P) dz W_hh
   S* da = rec + rows * P;            // (rows, 3H) dL/d[i; f; o]_t from step t + 1
@@ -83,6 +86,8 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
   S* xs_rows = dzrows + kBlockRows * G4;  // (chunk, Ip) x, or rstd_ih x, of the chunk's rows (in-loop
                                            // input side)
   S* v_rows = xs_rows + xrows * Ip;  // (chunk, Ip) their rows of V
+  S* dx_rows = v_rows + xrows * Ip;  // (chunk, Ip) their dx (layer norm with dx)
+  S* rs_rows = dx_rows + xrows * Ip; // (chunk) their rstd_ih (layer norm with dx)
   if (fgr) zero(da, rows * H3);
   const int64_t chunk = std::min(rows, whh.chunk_rows());
   const int64_t nch = (rows + chunk - 1) / chunk;
@@ -223,21 +228,28 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
           const int64_t row = t * N + n;
           S* xs = xs_rows + (n - c0) * Ip;
           zero(xs, Ip);
+          rs_rows[n - c0] = S(0);
           if (!valid(a.lengths, t, n)) continue;
           const S rs = post_x ? a.stats[row * 6 + 1] : S(1);
           const S* xr = a.x + row * k.I;
           for (int64_t l = 0; l < k.I; ++l) xs[l] = rs * xr[l];
+          rs_rows[n - c0] = rs;
         }
         const int64_t nb = (cr + kBlockRows - 1) / kBlockRows;  // blocks as even as possible
         for (int64_t q2 = 0, r = 0; q2 < nb; ++q2) {
           const int64_t mr = cr / nb + (q2 < cr % nb ? 1 : 0);
           const S* D = (ln ? dxw_step : dzh_step) + r * G4;
           input_side_rows_n<S, kBlockRows>(mr, G4, Ip, D, w.Wg, xs_rows + r * Ip, v_rows + r * Ip, a_part);
+          if (post_x)  // the rows' terms of the input side's LayerNorm backward (layer_norm.h)
+            ln_input_rows_block_n<S, kBlockRows>(mr, k.I, Ip, G4, rs_rows + r, v_rows + r * Ip,
+                                                 xs_rows + r * Ip, w.gram, dx_rows + r * Ip, c_part);
           r += mr;
         }
-        if (w.V != nullptr)
+        S* out = post_x ? b.dx : w.V;  // dx, or (layer norm with dx) dx from the rows' terms
+        const S* src = post_x ? dx_rows : v_rows;
+        if (out != nullptr)
           for (int64_t n = c0; n < c0 + cr; ++n)
-            std::memcpy(w.V + (t * N + n) * k.I, v_rows + (n - c0) * Ip, sizeof(S) * k.I);
+            std::memcpy(out + (t * N + n) * k.I, src + (n - c0) * Ip, sizeof(S) * k.I);
       } else if (stream) {
         stream_copy(w.dxw + (t * N + c0) * G4, dxw_step, cr * G4);
       }
@@ -285,7 +297,8 @@ void lstm_backward(const LstmBackward<S>& b_in) {
   // layer norm it is then never written out at all):
   //   without layer norm:         D = dz;  dW_ih = D^T x, dx = D W_ih;
   //   layer norm without dx:      D = dxw (the gradient at x W_ih^T);  dW_ih = D^T x;
-  //   layer norm with dx (post_x): D = dz;  ln_input_backward's A = D^T (rstd x), V = D diag(g_ih) W_ih.
+  //   layer norm with dx (post_x): D = dz;  A = D^T (rstd x), V = D diag(g_ih) W_ih, and from V's
+  //                                rows their dx and share of C (layer_norm.h, ln_input_rows_block).
   // Where the thread's (4H, I) accumulator, read and written once per block of rows, would take
   // more than half the core's L2 cache (the rest holds the block's D, Wg and the packed weights),
   // they run after the loop over the kept D instead (rows_pass, ln_input_products). Measured
@@ -310,7 +323,8 @@ void lstm_backward(const LstmBackward<S>& b_in) {
   std::unique_ptr<PackedB<S>> whr, wgr;
   if (proj) whr.reset(new PackedB<S>(false, P, H, a.w_hr, H, max_rows));
   if (fgr) wgr.reset(new PackedB<S>(false, H3, H3, a.w_gr, H3, max_rows));
-  std::vector<S> wg, a_parts;
+  std::vector<S> wg, a_parts, c_parts, gram;
+  if (post_x && b.dx) gram = ln_input_gram<S>(a.w_ih, G4, I, Ip);
   if (in_loop) {
     wg.assign(size_t(G4 * Ip), S(0));  // W_ih, or diag(g_ih) W_ih, with I padded to Ip
     for (int64_t j = 0; j < G4; ++j)
@@ -318,12 +332,15 @@ void lstm_backward(const LstmBackward<S>& b_in) {
     a_parts.assign(size_t(nth * G4 * Ip), S(0));
     w.Ip = Ip;
     w.Wg = wg.data();
-    w.V = post_x ? scratch<S>(1, T * N * I) : b.dx;  // slot 1: w.dxw is not kept
+    w.V = post_x ? nullptr : b.dx;
+    w.gram = gram.empty() ? nullptr : gram.data();
+    if (post_x && b.dw_ih) c_parts.assign(size_t(nth * I * Ip), S(0));
   }
   std::vector<S> accs(size_t(nth) * Acc<S>::size(H), S(0));
   for_each_block(nth, N, [&](int tid, Block blk) {
     backward_rows<S>(b, w, blk, whh, whr.get(), wgr.get(), Acc<S>(accs.data() + tid * Acc<S>::size(H), H),
-                     in_loop ? a_parts.data() + tid * G4 * Ip : nullptr);
+                     in_loop ? a_parts.data() + tid * G4 * Ip : nullptr,
+                     c_parts.empty() ? nullptr : c_parts.data() + tid * I * Ip);
   });
   // sums over rows, then the large GEMMs over all T*N rows
   for (int tid = 1; tid < nth; ++tid)
@@ -350,13 +367,18 @@ void lstm_backward(const LstmBackward<S>& b_in) {
           for (int tid = 0; tid < nth; ++tid) sum += a_parts[(tid * G4 + j) * Ip + l];
           dst[j * I + l] = sum;
         }
-    // dx already written by the loop (without post_x); ln_input_backward writes dx, A's share of
-    // dW_ih and b.dln_ih
-    if (post_x) ln_input_backward<S>(b, A.data(), w.V, b.dln_ih);
+    // dx already written by the loop; with post_x the threads' C summed, and the weight terms
+    if (post_x) {
+      std::vector<S> C(c_parts.empty() ? 0 : size_t(I * Ip), S(0));
+      for (int tid = 0; tid < nth && !C.empty(); ++tid)
+        for (int64_t j = 0; j < I * Ip; ++j) C[j] += c_parts[tid * I * Ip + j];
+      ln_input_weights<S>(b, A.data(), C.data(), Ip, b.dln_ih);
+    }
   } else if (post_x) {  // w.dxw holds dz
-    std::vector<S> A;
+    std::vector<S> A, C;
     const S* V = ln_input_products<S>(b, w.dxw, b.dln_ih, A);
-    ln_input_backward<S>(b, A.data(), V, b.dln_ih);
+    if (V != nullptr) ln_input_rows<S>(b, V, gram, Ip, C);
+    ln_input_weights<S>(b, A.data(), C.data(), Ip, b.dln_ih);
   } else {
     // dW_ih = dxw^T x and dx = dxw W_ih, in one pass over dxw
     if (b.dw_ih) rows_pass<S>(TN, G4, w.dxw, a.w_ih, I, b.dx, a.x, I, b.dw_ih);
