@@ -237,6 +237,16 @@ inline void ln_input_rows_block(int64_t I, int64_t Ip, int64_t G4, const S* rs, 
   }
 }
 
+// The sum of nth equal parts of parts (each thread's partial sums); empty for empty parts.
+template <typename S>
+std::vector<S> sum_parts(const std::vector<S>& parts, int nth) {
+  const size_t n = parts.size() / size_t(nth);
+  std::vector<S> sum(parts.begin(), parts.begin() + n);
+  for (int tid = 1; tid < nth; ++tid)
+    for (size_t j = 0; j < n; ++j) sum[j] += parts[tid * n + j];
+  return sum;
+}
+
 // ln_input_rows_block<S, cr> for a run-time cr <= CR.
 template <typename S, int CR>
 inline void ln_input_rows_block_n(int64_t cr, int64_t I, int64_t Ip, int64_t G4, const S* rs,
@@ -274,9 +284,7 @@ void ln_input_rows(const LstmBackward<S>& b, const S* V, const std::vector<S>& g
       if (b.dx) std::memcpy(b.dx + r * I, dx, sizeof(S) * I);
     }
   });
-  C.assign(b.dw_ih ? size_t(I * Ip) : 0, S(0));
-  for (int tid = 0; tid < nth && b.dw_ih; ++tid)
-    for (int64_t j = 0; j < I * Ip; ++j) C[j] += parts[tid * I * Ip + j];
+  C = sum_parts(parts, nth);
 }
 
 // The weight terms: dg_ih into dlih and dWc into b.dw_ih (where not null), from A (4H, I) and C

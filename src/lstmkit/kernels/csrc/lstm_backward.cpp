@@ -40,12 +40,12 @@ struct BackBuffers {
   S* dzifo;  // (T, N, 3H) gate-recurrence operand [dz_i; dz_f; dz_o], or null
   S* dhnew;  // (T, N, P) dL/d(projected h_t before zoneout), or null without projection
   // The input side's products in the loop (input_side_rows, see lstm_backward): Wg (4H, Ip) = W_ih,
-  // or diag(g_ih) W_ih (ln_input_after_loop), with I padded to Ip; V (T, N, I) = D Wg (dx, or layer
-  // norm's V), or null. Each thread adds D^T [x or rstd x] to its own (4H, Ip) accumulator
-  // (backward_rows' a_part). Ip == 0: the products run after the loop.
+  // or diag(g_ih) W_ih (ln_input_after_loop), with I padded to Ip; the rows of D Wg are dx, or
+  // layer norm's V (from which ln_input_rows_block makes dx). Each thread adds D^T [x or rstd x] to
+  // its own (4H, Ip) accumulator (backward_rows' a_part) and, with layer norm's V, its share of C to
+  // c_part. Ip == 0: the products run after the loop.
   int64_t Ip = 0;
   const S* Wg = nullptr;
-  S* V = nullptr;
   const S* gram = nullptr;  // (I, Ip) W_ih^T W_ih (centred), for ln_input_rows_block in the loop
                             // (layer norm with dx), or null
 };
@@ -245,11 +245,10 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
                                                  xs_rows + r * Ip, w.gram, dx_rows + r * Ip, c_part);
           r += mr;
         }
-        S* out = post_x ? b.dx : w.V;  // dx, or (layer norm with dx) dx from the rows' terms
-        const S* src = post_x ? dx_rows : v_rows;
-        if (out != nullptr)
+        const S* src = post_x ? dx_rows : v_rows;  // the rows' dx
+        if (b.dx != nullptr)
           for (int64_t n = c0; n < c0 + cr; ++n)
-            std::memcpy(out + (t * N + n) * k.I, src + (n - c0) * Ip, sizeof(S) * k.I);
+            std::memcpy(b.dx + (t * N + n) * k.I, src + (n - c0) * Ip, sizeof(S) * k.I);
       } else if (stream) {
         stream_copy(w.dxw + (t * N + c0) * G4, dxw_step, cr * G4);
       }
@@ -332,7 +331,6 @@ void lstm_backward(const LstmBackward<S>& b_in) {
     a_parts.assign(size_t(nth * G4 * Ip), S(0));
     w.Ip = Ip;
     w.Wg = wg.data();
-    w.V = post_x ? nullptr : b.dx;
     w.gram = gram.empty() ? nullptr : gram.data();
     if (post_x && b.dw_ih) c_parts.assign(size_t(nth * I * Ip), S(0));
   }
@@ -369,9 +367,7 @@ void lstm_backward(const LstmBackward<S>& b_in) {
         }
     // dx already written by the loop; with post_x the threads' C summed, and the weight terms
     if (post_x) {
-      std::vector<S> C(c_parts.empty() ? 0 : size_t(I * Ip), S(0));
-      for (int tid = 0; tid < nth && !C.empty(); ++tid)
-        for (int64_t j = 0; j < I * Ip; ++j) C[j] += c_parts[tid * I * Ip + j];
+      const std::vector<S> C = sum_parts(c_parts, nth);
       ln_input_weights<S>(b, A.data(), C.data(), Ip, b.dln_ih);
     }
   } else if (post_x) {  // w.dxw holds dz
