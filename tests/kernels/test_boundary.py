@@ -166,7 +166,7 @@ def test_opcheck(kind, opts, kw):
 @pytest.mark.parametrize("I", [4, 9], ids=["rewrite-I^2<=8H", "keep-xw-I^2>8H"])
 def test_opcheck_layer_norm_with_input_grad(I):
     """With dx wanted, layer norm keeps x W_ih^T for backward only where I^2 > 8H (csrc/fused.h,
-    ln_input_after_loop); the fake implementation (schema.py, _ln_keeps_xw) declares the same
+    ln_input_through_x); the fake implementation (schema.py, _ln_keeps_xw) declares the same
     results on both sides of the rule."""
     case = lstm_case(LSTMOptions(layer_norm=True), torch.float64, I=I, H=6, lengths=[5, 2, 4])
     args = dict(x=case.x, h0=case.state[0], c0=case.state[1], lengths=case.lengths)

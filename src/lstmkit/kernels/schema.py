@@ -76,7 +76,7 @@ LSTM_OPTIONS: tuple[Arg, ...] = tuple(
 
 def _ln_keeps_xw(a: dict) -> bool:
     """Whether a layer-norm forward keeps x W_ih^T for backward: the rule of csrc/fused.h
-    (ln_input_after_loop), which rewrites the input side through x instead when dx is wanted and
+    (ln_input_through_x), which rewrites the input side through x instead when dx is wanted and
     I^2 <= 8H."""
     I, H = a["x"].shape[2], a["weight_hh"].shape[0] // 4
     return (a["layer_norm"] and a["need_backward"]

@@ -523,7 +523,7 @@ void lstm_forward_boxed(const c10::OperatorHandle& op, torch::jit::Stack* st) {
     out["h_in"] = buf(a.rec_mask, {T, N, P});
     out["m"] = buf(a.w_hr, {T, N, H});
     out["a"] = buf(a.cfg.flags & kGateRecurrence, {T + 1, N, 3 * H});
-    out["xw"] = buf(keep && !ln_input_after_loop(a.cfg), {T, N, 4 * H});
+    out["xw"] = buf(keep && !ln_input_through_x(a.cfg), {T, N, 4 * H});
     out["hw"] = buf(keep, {T, N, 4 * H});
     out["stats"] = buf(ln, {T, N, 6});
     out["h_n"] = empty_like_dtype({N, P}, x);
@@ -591,7 +591,7 @@ void lstm_backward_boxed(const c10::OperatorHandle& op, torch::jit::Stack* st) {
     need(k.flags & kGateRecurrence, a.a, "a");
     need(ln, a.hw, "hw");
     need(ln, a.stats, "stats");
-    need(ln && !ln_input_after_loop(k), a.xw, "xw");
+    need(ln && !ln_input_through_x(k), a.xw, "xw");
     if (!a.c_new) a.c_new = a.c;
     b.dy = cptr<S>(g.tensor("grad_y"));
     b.dh_n = cptr<S>(g.tensor("grad_h_n"));

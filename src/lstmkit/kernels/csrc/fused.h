@@ -36,8 +36,9 @@ enum LstmFlag : int {
   kLayerNorm = 1 << 6,      // LN(x W_ih^T) g_ih + LN(h W_hh^T) g_hh + b; h = o act(LN(c))
   kNoBackward = 1 << 7,     // forward only (no grad): xw and hw (layer norm) need not be kept
   kInputGrad = 1 << 8,      // backward will need dx: with layer norm, the input side's LayerNorm
-                            // backward then runs after the loop, folded into the dx and dW_ih
-                            // products, and xw is not kept (see layer_norm.h, ln_input_rows_block)
+                            // backward is then rewritten through x, folded into the dx and dW_ih
+                            // products (its row terms in the loop, its weight terms after it), and
+                            // xw is not kept (see layer_norm.h, ln_input_rows_block)
 };
 
 struct LstmConfig {
@@ -54,7 +55,7 @@ struct LstmConfig {
 // (64, 100, 32, 128): 22.5 vs 23.1; (32, 100, 32, 64): 4.78 vs 4.38; (32, 200, 64, 256): 75.0 vs
 // 75.3; (32, 100, 64, 64): 5.63 vs 5.47; (16, 40, 1024, 256): 73.0 vs 33.5. kernels/schema.py
 // (_ln_keeps_xw) mirrors this rule for the shapes it declares.
-inline bool ln_input_after_loop(const LstmConfig& k) {
+inline bool ln_input_through_x(const LstmConfig& k) {
   return (k.flags & kLayerNorm) && (k.flags & kInputGrad) && k.I > 0 && k.I * k.I <= 8 * k.H;
 }
 

@@ -1,6 +1,6 @@
 // LayerNorm backward of the fused LSTM (layer_norm=True): the projections' backward over groups of
-// rows in the time loop, and the input side's backward after the loop (kInputGrad). Included by
-// lstm_backward.cpp.
+// rows in the time loop, and the input side's backward rewritten through x (kInputGrad: its row
+// terms in the loop, its weight terms after it). Included by lstm_backward.cpp.
 #pragma once
 
 #include <algorithm>
@@ -19,8 +19,8 @@ namespace {
 // Rows back through z = LN(xw) g_ih + LN(hw) g_hh + b, for a group of R rows of one step (rows never
 // interact). LnRows holds the rows: dz (4H) in; dxw, dhw (4H) out; xw, hw the raw projections; st
 // the rows' statistics [0, rstd_ih, 0, rstd_hh]. Accumulates the gains' and the bias's gradients.
-// XS: both halves; without it only the recurrent one (a backward that runs the input half after the
-// loop, kInputGrad: ln_input_rows_block), and xw, dxw go unused.
+// XS: both halves; without it only the recurrent one (a backward that takes the input half through
+// x, kInputGrad: ln_input_rows_block), and xw, dxw go unused.
 // xw and hw are products with centred weights, of mean 0 (pointwise.h, centre_rows). Per half, with
 // u = dz * g and xhat = xw * rstd, LayerNorm's backward is dxw = rstd * (u - m1 - xhat * m2),
 // m1 = mean(u), m2 = mean(u * xhat); the m1 term is a multiple of 1 per row, which the centred

@@ -40,7 +40,7 @@ struct BackBuffers {
   S* dzifo;  // (T, N, 3H) gate-recurrence operand [dz_i; dz_f; dz_o], or null
   S* dhnew;  // (T, N, P) dL/d(projected h_t before zoneout), or null without projection
   // The input side's products in the loop (input_side_rows, see lstm_backward): Wg (4H, Ip) = W_ih,
-  // or diag(g_ih) W_ih (ln_input_after_loop), with I padded to Ip; the rows of D Wg are dx, or
+  // or diag(g_ih) W_ih (ln_input_through_x), with I padded to Ip; the rows of D Wg are dx, or
   // layer norm's V (from which ln_input_rows_block makes dx). Each thread adds D^T [x or rstd x] to
   // its own (4H, Ip) accumulator (backward_rows' a_part) and, with layer norm's V, its share of C to
   // c_part. Ip == 0: the products run after the loop.
@@ -59,7 +59,7 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
   const int64_t r0 = blk.r0, rows = blk.r1 - blk.r0;
   if (rows <= 0) return;
   const bool ln = k.flags & kLayerNorm, fgr = k.flags & kGateRecurrence, proj = a.w_hr != nullptr;
-  const bool post_x = ln_input_after_loop(k);  // dz itself goes to w.dxw
+  const bool through_x = ln_input_through_x(k);  // dz itself goes to w.dxw
   const bool any_trace = b.dgates != nullptr || b.dc_trace != nullptr;
   const bool fast = fast_path<S>(k) && a.zone_c == nullptr && !any_trace;
   const bool peep = a.w_peep != nullptr, coupled = k.flags & kCoupled;
@@ -82,7 +82,7 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
   S* chat = y + H;                   // tmp, tmp2 and [m1, m2], cell_ln_backward_pre)
   S* dcn = chat + H;
   S* lnm = dcn + H;
-  S* dzrows = lnm + 2;               // (kBlockRows, 4H) the group's dz (layer norm without post_x)
+  S* dzrows = lnm + 2;               // (kBlockRows, 4H) the group's dz (layer norm without through_x)
   S* xs_rows = dzrows + kBlockRows * G4;  // (chunk, Ip) x, or rstd_ih x, of the chunk's rows (in-loop
                                            // input side)
   S* v_rows = xs_rows + xrows * Ip;  // (chunk, Ip) their rows of V
@@ -99,10 +99,10 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
   S* dzh_step = scratch<S>(5, ((rows + nch - 1) / nch) * G4);
   // Layer norm: the projections' backward runs over groups of rows (layer_norm.h)
   LnRows<S> lnr;
-  const int group = post_x ? ln_group_rows<false>() : ln_group_rows<true>();
+  const int group = through_x ? ln_group_rows<false>() : ln_group_rows<true>();
   auto ln_group = [&] {
     if (lnr.n == 0) return;
-    if (post_x)
+    if (through_x)
       projection_ln_backward_rows<S, false>(G4, lnr, a.ln_ih, a.ln_hh, acc.dlih, acc.dlhh, acc.db);
     else
       projection_ln_backward_rows<S, true>(G4, lnr, a.ln_ih, a.ln_hh, acc.dlih, acc.dlhh, acc.db);
@@ -162,7 +162,7 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
         const int64_t nr = last ? rows / nch + (rows % nch ? 1 : 0) : rows / nch + (q + 1 < rows % nch ? 1 : 0);
         if (tn >= 0) {
           prefetch(a.hw + (tn * N + n0) * G4, nr * G4, nr == 1);
-          if (!post_x) prefetch(a.xw + (tn * N + n0) * G4, nr * G4, nr == 1);  // x W_ih^T, kept likewise
+          if (!through_x) prefetch(a.xw + (tn * N + n0) * G4, nr * G4, nr == 1);  // x W_ih^T, kept likewise
         }
       }
       for (int64_t n = c0; n < c0 + cr; ++n) {
@@ -178,7 +178,7 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
         const S* cp = t == 0 ? a.c0 + n * H : a.c + (row - N) * H;
         const S* cn = a.c_new + row * H;
         S* dxw = ln ? dxw_step + (n - c0) * G4 : nullptr;
-        S* dz = post_x ? dxw : ln ? dzrows + lnr.n * G4 : dzh;
+        S* dz = through_x ? dxw : ln ? dzrows + lnr.n * G4 : dzh;
         const S* st = ln ? a.stats + row * 6 : nullptr;
         if constexpr (sizeof(S) == 4) if (fast) {
 #define LSTMKIT_BWD(PE, CO, LN)                                                                    \
@@ -207,8 +207,8 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
           lnr.hw[i] = a.hw + row * G4;
           lnr.st[i] = st;
           lnr.dhw[i] = dzh;
-          lnr.xw[i] = post_x ? nullptr : a.xw + row * G4;
-          lnr.dxw[i] = post_x ? nullptr : dxw;
+          lnr.xw[i] = through_x ? nullptr : a.xw + row * G4;
+          lnr.dxw[i] = through_x ? nullptr : dxw;
           if (lnr.n == group) ln_group();
         } else {
           S* db = acc.db;
@@ -230,7 +230,7 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
           zero(xs, Ip);
           rs_rows[n - c0] = S(0);
           if (!valid(a.lengths, t, n)) continue;
-          const S rs = post_x ? a.stats[row * 6 + 1] : S(1);
+          const S rs = through_x ? a.stats[row * 6 + 1] : S(1);
           const S* xr = a.x + row * k.I;
           for (int64_t l = 0; l < k.I; ++l) xs[l] = rs * xr[l];
           rs_rows[n - c0] = rs;
@@ -240,12 +240,12 @@ void backward_rows(const LstmBackward<S>& b, const BackBuffers<S>& w, Block blk,
           const int64_t mr = cr / nb + (q2 < cr % nb ? 1 : 0);
           const S* D = (ln ? dxw_step : dzh_step) + r * G4;
           input_side_rows_n<S, kBlockRows>(mr, G4, Ip, D, w.Wg, xs_rows + r * Ip, v_rows + r * Ip, a_part);
-          if (post_x)  // the rows' terms of the input side's LayerNorm backward (layer_norm.h)
+          if (through_x)  // the rows' terms of the input side's LayerNorm backward (layer_norm.h)
             ln_input_rows_block_n<S, kBlockRows>(mr, k.I, Ip, G4, rs_rows + r, v_rows + r * Ip,
                                                  xs_rows + r * Ip, w.gram, dx_rows + r * Ip, c_part);
           r += mr;
         }
-        const S* src = post_x ? dx_rows : v_rows;  // the rows' dx
+        const S* src = through_x ? dx_rows : v_rows;  // the rows' dx
         if (b.dx != nullptr)
           for (int64_t n = c0; n < c0 + cr; ++n)
             std::memcpy(b.dx + (t * N + n) * k.I, src + (n - c0) * Ip, sizeof(S) * k.I);
@@ -288,7 +288,7 @@ void lstm_backward(const LstmBackward<S>& b_in) {
   // their gradients are centred at the end
   std::unique_ptr<S[]> centred;
   use_centred_weights(b.f, centred);
-  const bool post_x = ln_input_after_loop(k);
+  const bool through_x = ln_input_through_x(k);
   const int nth = threads_for(N);
   const int64_t max_rows = (N + nth - 1) / nth;
   // The input side's products over all rows run in the loop, chunk by chunk while the chunk's
@@ -296,7 +296,7 @@ void lstm_backward(const LstmBackward<S>& b_in) {
   // layer norm it is then never written out at all):
   //   without layer norm:         D = dz;  dW_ih = D^T x, dx = D W_ih;
   //   layer norm without dx:      D = dxw (the gradient at x W_ih^T);  dW_ih = D^T x;
-  //   layer norm with dx (post_x): D = dz;  A = D^T (rstd x), V = D diag(g_ih) W_ih, and from V's
+  //   layer norm with dx (through_x): D = dz;  A = D^T (rstd x), V = D diag(g_ih) W_ih, and from V's
   //                                rows their dx and share of C (layer_norm.h, ln_input_rows_block).
   // Where the thread's (4H, I) accumulator, read and written once per block of rows, would take
   // more than half the core's L2 cache (the rest holds the block's D, Wg and the packed weights),
@@ -310,7 +310,7 @@ void lstm_backward(const LstmBackward<S>& b_in) {
   // 286 -> 314 (docs/benchmarks.md).
   constexpr int L = Vec<S>::L;
   const int64_t Ip = (I + L - 1) / L * L;
-  const bool in_loop = I > 0 && (b.dw_ih || b.dx || post_x) &&
+  const bool in_loop = I > 0 && (b.dw_ih || b.dx || through_x) &&
                        size_t(G4 * Ip) * sizeof(S) <= l2_cache_bytes() / 2;
   BackBuffers<S> w;
   w.dzh = scratch<S>(0, T * N * G4);
@@ -323,16 +323,16 @@ void lstm_backward(const LstmBackward<S>& b_in) {
   if (proj) whr.reset(new PackedB<S>(false, P, H, a.w_hr, H, max_rows));
   if (fgr) wgr.reset(new PackedB<S>(false, H3, H3, a.w_gr, H3, max_rows));
   std::vector<S> wg, a_parts, c_parts, gram;
-  if (post_x && b.dx) gram = ln_input_gram<S>(a.w_ih, G4, I, Ip);
+  if (through_x && b.dx) gram = ln_input_gram<S>(a.w_ih, G4, I, Ip);
   if (in_loop) {
     wg.assign(size_t(G4 * Ip), S(0));  // W_ih, or diag(g_ih) W_ih, with I padded to Ip
     for (int64_t j = 0; j < G4; ++j)
-      for (int64_t l = 0; l < I; ++l) wg[j * Ip + l] = (post_x ? a.ln_ih[j] : S(1)) * a.w_ih[j * I + l];
+      for (int64_t l = 0; l < I; ++l) wg[j * Ip + l] = (through_x ? a.ln_ih[j] : S(1)) * a.w_ih[j * I + l];
     a_parts.assign(size_t(nth * G4 * Ip), S(0));
     w.Ip = Ip;
     w.Wg = wg.data();
     w.gram = gram.empty() ? nullptr : gram.data();
-    if (post_x && b.dw_ih) c_parts.assign(size_t(nth * I * Ip), S(0));
+    if (through_x && b.dw_ih) c_parts.assign(size_t(nth * I * Ip), S(0));
   }
   std::vector<S> accs(size_t(nth) * Acc<S>::size(H), S(0));
   for_each_block(nth, N, [&](int tid, Block blk) {
@@ -356,8 +356,8 @@ void lstm_backward(const LstmBackward<S>& b_in) {
     gemm<S>(true, false, G4, P, TN, S(1), w.dzh, G4, hin, P, S(0), b.dw_hh, P);
   }
   if (in_loop) {  // the threads' accumulators summed, unpadded: dW_ih, or layer norm's A
-    std::vector<S> A(post_x ? size_t(G4 * I) : 0);
-    S* dst = post_x ? A.data() : b.dw_ih;
+    std::vector<S> A(through_x ? size_t(G4 * I) : 0);
+    S* dst = through_x ? A.data() : b.dw_ih;
     if (dst)
       for (int64_t j = 0; j < G4; ++j)
         for (int64_t l = 0; l < I; ++l) {
@@ -365,12 +365,12 @@ void lstm_backward(const LstmBackward<S>& b_in) {
           for (int tid = 0; tid < nth; ++tid) sum += a_parts[(tid * G4 + j) * Ip + l];
           dst[j * I + l] = sum;
         }
-    // dx already written by the loop; with post_x the threads' C summed, and the weight terms
-    if (post_x) {
+    // dx already written by the loop; with through_x the threads' C summed, and the weight terms
+    if (through_x) {
       const std::vector<S> C = sum_parts(c_parts, nth);
       ln_input_weights<S>(b, A.data(), C.data(), Ip, b.dln_ih);
     }
-  } else if (post_x) {  // w.dxw holds dz
+  } else if (through_x) {  // w.dxw holds dz
     std::vector<S> A, C;
     const S* V = ln_input_products<S>(b, w.dxw, b.dln_ih, A);
     if (V != nullptr) ln_input_rows<S>(b, V, gram, Ip, C);
