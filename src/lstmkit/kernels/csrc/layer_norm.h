@@ -258,11 +258,11 @@ inline void ln_input_rows_block_n(int64_t cr, int64_t I, int64_t Ip, int64_t G4,
 }
 
 // The row terms over all T N rows after the loop, one row at a time, split over the threads: dx
-// into b.dx (where not null), C (I, Ip) summed (where dw_ih is wanted; else left empty). V (TN, I);
+// into b.dx (where not null); returns C (I, Ip) summed (where dw_ih is wanted; else empty). V (TN, I);
 // gram (I, Ip) as ln_input_gram's, or empty without dx.
 template <typename S>
-void ln_input_rows(const LstmBackward<S>& b, const S* V, const std::vector<S>& gram, int64_t Ip,
-                   std::vector<S>& C) {
+std::vector<S> ln_input_rows(const LstmBackward<S>& b, const S* V, const std::vector<S>& gram,
+                             int64_t Ip) {
   const LstmForward<S>& a = b.f;
   const LstmConfig& k = a.cfg;
   const int64_t I = k.I, G4 = 4 * k.H, TN = k.T * k.N;
@@ -284,7 +284,7 @@ void ln_input_rows(const LstmBackward<S>& b, const S* V, const std::vector<S>& g
       if (b.dx) std::memcpy(b.dx + r * I, dx, sizeof(S) * I);
     }
   });
-  C = sum_parts(parts, nth);
+  return sum_parts(parts, nth);
 }
 
 // The weight terms: dg_ih into dlih and dWc into b.dw_ih (where not null), from A (4H, I) and C

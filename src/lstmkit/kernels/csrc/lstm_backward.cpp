@@ -373,7 +373,7 @@ void lstm_backward(const LstmBackward<S>& b_in) {
   } else if (through_x) {  // w.dxw holds dz
     std::vector<S> A, C;
     const S* V = ln_input_products<S>(b, w.dxw, b.dln_ih, A);
-    if (V != nullptr) ln_input_rows<S>(b, V, gram, Ip, C);
+    if (V != nullptr) C = ln_input_rows<S>(b, V, gram, Ip);
     ln_input_weights<S>(b, A.data(), C.data(), Ip, b.dln_ih);
   } else {
     // dW_ih = dxw^T x and dx = dxw W_ih, in one pass over dxw

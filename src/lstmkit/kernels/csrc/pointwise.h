@@ -160,24 +160,13 @@ template <typename S> inline S row_sum(const S* x, int64_t n) {
 // then the sum of squared deviations from it, so that no shift can leave the variance to
 // cancellation (a one-pass sum shifted by x[0] lost up to a factor of H of it where x[0] was an
 // outlier of the row: float32, H = 4096, 8.5e-5 relative error in the outputs, found by a newcomer).
-// Each pass in the build's vectors (isa.h), four independent accumulators.
+// The second pass in the build's vectors (isa.h), four independent accumulators.
 template <typename S> inline S layer_norm_stats(const S* x, int64_t n, double eps, S* mean_out) {
   using V = typename Vec<S>::v;
   constexpr int L = Vec<S>::L;
-  V s0{}, s1{}, s2{}, s3{};
-  int64_t j = 0;
-  for (; j + 4 * L <= n; j += 4 * L) {
-    s0 += load_vec<S>(x + j);
-    s1 += load_vec<S>(x + j + L);
-    s2 += load_vec<S>(x + j + 2 * L);
-    s3 += load_vec<S>(x + j + 3 * L);
-  }
-  for (; j + L <= n; j += L) s0 += load_vec<S>(x + j);
-  S s = hsum<S>(s0 + s1 + (s2 + s3));
-  for (; j < n; ++j) s += x[j];
-  const S mean = s / S(n);
+  const S mean = row_sum<S>(x, n) / S(n);
   V q0{}, q1{}, q2{}, q3{};
-  j = 0;
+  int64_t j = 0;
   for (; j + 4 * L <= n; j += 4 * L) {
     const V a = load_vec<S>(x + j) - mean, b = load_vec<S>(x + j + L) - mean;
     const V c = load_vec<S>(x + j + 2 * L) - mean, d = load_vec<S>(x + j + 3 * L) - mean;
