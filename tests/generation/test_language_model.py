@@ -90,10 +90,13 @@ def test_generate_rules(lm):
 
 
 def test_save_load_round_trip_and_gate_view(lm, tmp_path):
+    lm.evaluate()
     lm.save(tmp_path / "model")
     meta = json.loads((tmp_path / "model" / "config.json").read_text())
-    assert meta["task"] == "language_model"
+    assert meta["task"] == "language_model" and meta["example"] == lm.example
     back = CharLanguageModel.load(tmp_path / "model")
+    assert back.metrics == lm.metrics and back.metrics["bits_per_char"]["LSTM"] > 0
+    assert back.example == lm.example and back.vocab.to_dict() == lm.vocab.to_dict()
     assert back.bits_per_char(TEXT[:200]) == pytest.approx(lm.bits_per_char(TEXT[:200]))
     assert back.generate("the", 50, seed=4) == lm.generate("the", 50, seed=4)
     layer, x, labels = back.gate_view("the cat")
@@ -147,3 +150,19 @@ def test_config_checks():
     n = 2 * model.config.streams + 1          # long enough in total, too short once the held-out parts go
     with pytest.raises(LstmkitError, match=r"text too short: %d characters leave \d+ for training" % n):
         model.fit("ab" * (n // 2) + "a")
+
+
+def test_unfitted_models_and_other_tasks_folders_are_refused(lm, tmp_path):
+    from lstmkit.seq2seq import Seq2Seq
+
+    for model in (CharLanguageModel(), Seq2Seq()):
+        name = type(model).__name__
+        with pytest.raises(LstmkitError, match=f"{name} is not fitted: call fit\\(\\) or {name}.load"):
+            model.save(tmp_path / "x")
+        with pytest.raises(LstmkitError, match="not fitted"):
+            model.gate_view("abc")
+    with pytest.raises(LstmkitError, match="non-empty example"):
+        lm.gate_view("")
+    lm.save(tmp_path / "model")
+    with pytest.raises(LstmkitError, match="language_model"):
+        Seq2Seq.load(tmp_path / "model")

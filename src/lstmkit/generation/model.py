@@ -14,10 +14,8 @@ The model reads character ids stored as floats in (N, L, 1) tensors, the trainer
 from __future__ import annotations
 
 import copy
-import json
 import math
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Optional
 
 import torch
@@ -27,12 +25,10 @@ from lstmkit.data.chars import CharVocab
 from lstmkit.errors import LstmkitError
 from lstmkit.layers import LSTM
 from lstmkit.training import Stream, TrainConfig, TrainResult, masked_cross_entropy, run_stream, train
-from lstmkit.training.checkpoint import (json_bytes, load_bundle, load_state, save_bundle, tensors_from_bytes,
-                                         tensors_to_bytes)
+from lstmkit.training.char_task import CharTask
 
 from .ngram import CharNGram
 
-FILES = ["config.json", "weights.safetensors"]
 TASK = "language_model"
 
 
@@ -123,7 +119,10 @@ def _streams(ids: Tensor, n: int) -> Stream:
 MAX_LENGTH = 1_000_000  # characters one generate() call may sample (a bound, not a tuned value)
 
 
-class CharLanguageModel:
+class CharLanguageModel(CharTask):
+    TASK = TASK
+    CONFIG = LanguageModelConfig
+
     def __init__(self, config: Optional[LanguageModelConfig] = None):
         self.config = copy.deepcopy(config) if config is not None else LanguageModelConfig()
         self.vocab: Optional[CharVocab] = None
@@ -169,10 +168,6 @@ class CharLanguageModel:
         return self
 
     # ---------------------------------------------------------------- scoring
-    def _need(self) -> None:
-        if self.model is None:
-            raise LstmkitError("CharLanguageModel is not fitted: call fit() or load() first")
-
     def log_probs(self, text: str, chunk: int = 1000) -> Tensor:
         """log2 P(text[t] | text[:t]) for t = 1..N-1 under the LSTM, reading text from a zero state:
         a (N-1,) tensor of bits (negative)."""
@@ -244,44 +239,13 @@ class CharLanguageModel:
                 out, state = self.model(x, state)
         return self.vocab.decode(out_ids)
 
-    # ---------------------------------------------------------------- gate viewer
-    def gate_view(self, example: Optional[str] = None) -> tuple:
-        """(the LSTM, x (1, L, E): the embedded characters of `example` (default: the start of the
-        held-out text), the L characters as step labels); see lstmkit.plotting.plot_gates."""
-        self._need()
-        text = example if example is not None else self.example
-        if not text:
-            raise LstmkitError("gate_view needs a non-empty example text")
-        ids = torch.tensor(self.vocab.encode(text), device=self.config.device)
-        with torch.no_grad():
-            x = self.model.embed(ids)[None]                     # (1, L, E)
-        return self.model.lstm, x, list(self.vocab.normalise(text))
+    # ---------------------------------------------------------------- gate viewer and saving
+    # (CharTask: gate_view, save, load; the folder's config.json also carries the metrics)
+    def _gate_lstm(self) -> nn.Module:
+        return self.model.lstm
 
-    # ---------------------------------------------------------------- saving
-    def save(self, path) -> Path:
-        """Write the model folder atomically: config.json (config, vocabulary, metrics, example) and
-        weights.safetensors, with a SHA-256 manifest."""
-        self._need()
-        meta = {"task": TASK, "config": self.config.to_dict(), "vocab": self.vocab.to_dict(),
-                "example": self.example, "metrics": self.metrics,
-                "losses": [r.history for r in self.result.runs] if self.result else []}
-        return save_bundle(path, {"config.json": json_bytes(meta),
-                                  "weights.safetensors": tensors_to_bytes(self.model.state_dict())},
-                           kind=TASK)
+    def _extra_meta(self) -> dict:
+        return {"metrics": self.metrics}
 
-    @classmethod
-    def load(cls, path, device: str = "cpu") -> "CharLanguageModel":
-        """Read a folder written by save(); refuses incomplete or modified folders."""
-        files = load_bundle(path, TASK, FILES)
-        try:
-            meta = json.loads(files["config.json"])
-            cfg = LanguageModelConfig.from_dict(meta["config"])
-            cfg.device = device
-            self = cls(cfg)
-            self.vocab = CharVocab.from_dict(meta["vocab"])
-            self.example, self.metrics = str(meta.get("example", "")), dict(meta.get("metrics", {}))
-        except (ValueError, KeyError, TypeError) as e:
-            raise LstmkitError(f"model folder {path}: config.json is not valid ({e})") from None
-        self.model = load_state(self._build(), tensors_from_bytes(files["weights.safetensors"],
-                                                                  f"{path}/weights.safetensors"), path)
-        return self
+    def _read_extra_meta(self, meta: dict) -> None:
+        self.metrics = dict(meta.get("metrics", {}))

@@ -12,9 +12,7 @@ lengths, decoder input)), with cross-entropy on the target followed by the end t
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
@@ -22,13 +20,11 @@ import torch
 from lstmkit.data.chars import CharVocab
 from lstmkit.errors import LstmkitError
 from lstmkit.training import TrainConfig, TrainResult, Windows, masked_cross_entropy, train
-from lstmkit.training.checkpoint import (json_bytes, load_bundle, load_state, save_bundle, tensors_from_bytes,
-                                         tensors_to_bytes)
+from lstmkit.training.char_task import CharTask
 
 from .decoding import BOS, EOS, Hypothesis, beam_search, greedy
 from .model import ATTENTIONS, EncoderDecoder
 
-FILES = ["config.json", "weights.safetensors"]
 TASK = "seq2seq"
 
 
@@ -97,7 +93,10 @@ def char_accuracy(predictions: Sequence[str], targets: Sequence[str]) -> float:
     return right / max(total, 1)
 
 
-class Seq2Seq:
+class Seq2Seq(CharTask):
+    TASK = TASK
+    CONFIG = Seq2SeqConfig
+
     def __init__(self, config: Optional[Seq2SeqConfig] = None):
         self.config = copy.deepcopy(config) if config is not None else Seq2SeqConfig()
         self.vocab: Optional[CharVocab] = None
@@ -161,10 +160,6 @@ class Seq2Seq:
         return self
 
     # ------------------------------------------------------------------ decoding
-    def _need(self) -> None:
-        if self.model is None:
-            raise LstmkitError("Seq2Seq is not fitted: call fit() or Seq2Seq.load() first")
-
     def decode(self, sources: Sequence[str], beam: Optional[int] = None,
                max_len: Optional[int] = None) -> list[Hypothesis]:
         """Hypotheses (tokens, score, attention per output token) for each source."""
@@ -209,41 +204,7 @@ class Seq2Seq:
                 "char_accuracy": char_accuracy(pred, targets), "pairs": len(pairs),
                 "beam": beam or self.config.beam}
 
-    # ------------------------------------------------------------------ gate viewer
-    def gate_view(self, example: Optional[str] = None) -> tuple:
-        """(the encoder LSTM, x (1, S, E): the embedded characters of `example` (default: the first
-        training source), the S characters as step labels)."""
-        self._need()
-        text = example if example is not None else self.example
-        if not text:
-            raise LstmkitError("gate_view needs a non-empty example source")
-        ids = torch.tensor(self.vocab.encode(text), device=self.config.device)
-        with torch.no_grad():
-            x = self.model.embed(ids)[None]
-        return self.model.encoder, x, list(self.vocab.normalise(text))
-
-    # ------------------------------------------------------------------ saving
-    def save(self, path) -> Path:
-        self._need()
-        meta = {"task": TASK, "config": self.config.to_dict(), "vocab": self.vocab.to_dict(),
-                "example": self.example,
-                "losses": [r.history for r in self.result.runs] if self.result else []}
-        return save_bundle(path, {"config.json": json_bytes(meta),
-                                  "weights.safetensors": tensors_to_bytes(self.model.state_dict())},
-                           kind=TASK)
-
-    @classmethod
-    def load(cls, path, device: str = "cpu") -> "Seq2Seq":
-        files = load_bundle(path, TASK, FILES)
-        try:
-            meta = json.loads(files["config.json"])
-            cfg = Seq2SeqConfig.from_dict(meta["config"])
-            cfg.device = device
-            self = cls(cfg)
-            self.vocab = CharVocab.from_dict(meta["vocab"])
-            self.example = str(meta.get("example", ""))
-        except (ValueError, KeyError, TypeError) as e:
-            raise LstmkitError(f"model folder {path}: config.json is not valid ({e})") from None
-        self.model = load_state(self._build(), tensors_from_bytes(files["weights.safetensors"],
-                                                                  f"{path}/weights.safetensors"), path)
-        return self
+    # ------------------------------------------------------------------ gate viewer and saving
+    # (CharTask: gate_view, save, load)
+    def _gate_lstm(self) -> torch.nn.Module:
+        return self.model.encoder
