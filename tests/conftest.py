@@ -1,4 +1,7 @@
-"""Shared pytest set-up: the --run-slow switch for end-to-end runs."""
+"""Shared pytest set-up: the --run-slow switch for end-to-end runs; the rewrite_config fixture."""
+import hashlib
+import json
+
 import pytest
 import torch
 
@@ -26,3 +29,23 @@ def _seed_and_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+def _rewrite_config(folder, edit, name: str = "config.json") -> None:
+    """Edit a JSON file of a saved model folder (edit(dict) in place) and sign it again in the
+    manifest, as another program or version might: the folder's checks then pass, and what the
+    loader makes of the values is what is tested."""
+    meta = json.loads((folder / name).read_text())
+    edit(meta)
+    data = json.dumps(meta).encode()
+    (folder / name).write_bytes(data)
+    man = json.loads((folder / "manifest.json").read_text())
+    man["files"][name] = hashlib.sha256(data).hexdigest()
+    man["sizes"][name] = len(data)
+    (folder / "manifest.json").write_text(json.dumps(man))
+
+
+@pytest.fixture
+def rewrite_config():
+    """_rewrite_config(folder, edit, name="config.json")."""
+    return _rewrite_config

@@ -79,6 +79,22 @@ def test_save_load_identical(fitted, tmp_path):
     assert ev.metrics["accuracy"] == 1.0 and ev.baselines == {} and "loaded model" in ev.notes[0]
 
 
+@pytest.mark.parametrize("edit, says", [
+    (lambda m: m["config"].update(pooling="bogus"), "pooling must be one of"),
+    (lambda m: m["config"].update(hidden="x"), "not supported between"),
+    (lambda m: m.update(config=[1]), "is not valid"),
+    (lambda m: m.update(task="seq2seq"), "it holds a 'seq2seq' model, not a classifier"),
+])
+def test_a_signed_but_invalid_config_is_refused_with_the_folder_named(fitted, tmp_path, edit, says,
+                                                                     rewrite_config):
+    clf, _, _ = fitted
+    clf.save(tmp_path / "m")
+    rewrite_config(tmp_path / "m", edit)
+    with pytest.raises(LstmkitError, match=says) as e:
+        SequenceClassifier.load(tmp_path / "m")
+    assert str(tmp_path / "m") in str(e.value)
+
+
 def test_gate_view(fitted):
     clf, seqs, _ = fitted
     layer, x, steps = clf.gate_view()

@@ -58,6 +58,33 @@ def test_save_load_gate_view_and_inspect(fitted, tmp_path):
     assert sorted(p.name for p in paths) == ["gates.html", "gates_l0.png", "gates_l0_reverse.png"]
 
 
+@pytest.mark.parametrize("edit, says", [
+    (lambda m: m["config"].update(attention="bogus"), "attention must be one of"),
+    (lambda m: m["config"].update(hidden="x"), "not supported between"),
+    (lambda m: m.update(config=[1]), "config.json is not valid"),
+    (lambda m: m.update(task="language_model"), "its task is 'language_model', expected 'seq2seq'"),
+    (lambda m: m["vocab"].clear(), "config.json is not valid"),
+])
+def test_a_signed_but_invalid_config_is_refused_with_the_folder_named(fitted, tmp_path, edit, says,
+                                                                     rewrite_config):
+    fitted.save(tmp_path / "model")
+    rewrite_config(tmp_path / "model", edit)
+    with pytest.raises(LstmkitError, match=says) as e:
+        Seq2Seq.load(tmp_path / "model")
+    assert str(tmp_path / "model") in str(e.value)
+
+
+def test_a_loaded_model_keeps_its_loss_history_and_a_null_example_reads_as_empty(fitted, tmp_path,
+                                                                                 rewrite_config):
+    fitted.save(tmp_path / "a")
+    losses = json.loads((tmp_path / "a" / "config.json").read_text())["losses"]
+    assert losses and all(len(h) > 0 for h in losses)
+    Seq2Seq.load(tmp_path / "a").save(tmp_path / "b")
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["losses"] == losses
+    rewrite_config(tmp_path / "a", lambda m: m.update(example=None))
+    assert Seq2Seq.load(tmp_path / "a").example == ""
+
+
 def test_cli_trains_on_a_tsv_and_translates_stdin(tmp_path, capsys, monkeypatch):
     train, test = tmp_path / "train.tsv", tmp_path / "test.tsv"
     train.write_text("".join(f"{s}\t{t}\n" for s, t in teaching_pairs("reverse", 200, 2, 4)))

@@ -487,14 +487,18 @@ class SequenceClassifier:
 
     @classmethod
     def load(cls, path) -> "SequenceClassifier":
-        """Read a folder written by save(); refuses incomplete or modified folders."""
+        """Read a folder written by save(); refuses incomplete or modified folders, and a config.json
+        that is not a classifier's or holds values ClassifyConfig.check() refuses (LstmkitError
+        naming the folder)."""
         files = load_bundle(path, TASK, FILES)
         try:
             meta = json.loads(files["config.json"])
             pre = json.loads(files["preprocess.json"])
             if meta.get("task", "forecaster") != TASK:
-                raise LstmkitError(f"model folder {path} holds a {meta.get('task')!r} model, not a classifier")
-            self = cls(ClassifyConfig.from_dict(meta["config"]))
+                raise ValueError(f"it holds a {meta.get('task')!r} model, not a classifier")
+            cfg = ClassifyConfig.from_dict(meta["config"])
+            cfg.check()
+            self = cls(cfg)
             self.classes = [str(c) for c in meta["classes"]]
             self.label_type = "int" if meta.get("label_type") == "int" else "str"
             self.n_features = int(meta["n_features"])
@@ -503,7 +507,7 @@ class SequenceClassifier:
             ex = meta["example"]
             self.example = np.asarray(ex, dtype=np.float64) if self.vocab is None else ex
             members = int(meta["members"])
-        except (ValueError, KeyError, TypeError) as e:
+        except (LstmkitError, ValueError, KeyError, TypeError, AttributeError) as e:
             raise LstmkitError(f"model folder {path}: config.json or preprocess.json is not valid ({e})") from None
         self.models = load_members(path, files["weights.safetensors"], self._build, members)
         return self

@@ -248,4 +248,4 @@ class CharLanguageModel(CharTask):
         return {"metrics": self.metrics}
 
     def _read_extra_meta(self, meta: dict) -> None:
-        self.metrics = dict(meta.get("metrics", {}))
+        self.metrics = dict(meta.get("metrics") or {})

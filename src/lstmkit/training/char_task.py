@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Optional, Sequence
 
 import torch
 from torch import nn
@@ -39,6 +39,7 @@ class CharTask:
     model: Optional[nn.Module]
     result: Optional[TrainResult]
     example: str
+    _losses: Sequence = ()  # the loss history read by load(), written back by save() until a new fit
 
     def _build(self) -> nn.Module:
         raise NotImplementedError
@@ -78,11 +79,12 @@ class CharTask:
     # ---------------------------------------------------------------- saving
     def save(self, path) -> Path:
         """Write the model folder atomically: config.json and weights.safetensors, with a SHA-256
-        manifest. Returns the folder's path."""
+        manifest. Returns the folder's path. The loss history is the last fit's, or the one a loaded
+        folder carried."""
         self._need()
         meta = {"task": self.TASK, "config": self.config.to_dict(), "vocab": self.vocab.to_dict(),
                 "example": self.example, **self._extra_meta(),
-                "losses": [r.history for r in self.result.runs] if self.result else []}
+                "losses": [r.history for r in self.result.runs] if self.result else list(self._losses)}
         return save_bundle(path, {"config.json": json_bytes(meta),
                                   "weights.safetensors": tensors_to_bytes(self.model.state_dict())},
                            kind=self.TASK)
@@ -90,18 +92,25 @@ class CharTask:
     @classmethod
     def load(cls, path, device: str = "cpu"):
         """Read a folder written by save() onto `device`; raises LstmkitError for an incomplete or
-        modified folder, an invalid config.json, or weights that do not fit the config."""
+        modified folder, a config.json that is not this task's or holds values the task refuses
+        (the config's own check()), or weights that do not fit the config."""
         files = load_bundle(path, cls.TASK, FILES)
         try:
             meta = json.loads(files["config.json"])
+            if meta.get("task") != cls.TASK:
+                raise ValueError(f"its task is {meta.get('task')!r}, expected {cls.TASK!r}")
             cfg = cls.CONFIG.from_dict(meta["config"])
+            cfg.check()
             cfg.device = device
             self = cls(cfg)
             self.vocab = CharVocab.from_dict(meta["vocab"])
-            self.example = str(meta.get("example", ""))
+            example = meta.get("example")
+            self.example = example if isinstance(example, str) else ""
+            self._losses = list(meta.get("losses") or [])
             self._read_extra_meta(meta)
-        except (ValueError, KeyError, TypeError) as e:
+            model = self._build()
+        except (LstmkitError, ValueError, KeyError, TypeError, AttributeError) as e:
             raise LstmkitError(f"model folder {path}: config.json is not valid ({e})") from None
-        self.model = load_state(self._build(), tensors_from_bytes(files["weights.safetensors"],
-                                                                  f"{path}/weights.safetensors"), path)
+        self.model = load_state(model, tensors_from_bytes(files["weights.safetensors"],
+                                                          f"{path}/weights.safetensors"), path)
         return self
