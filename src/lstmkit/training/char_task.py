@@ -53,8 +53,8 @@ class CharTask:
         return {}
 
     def _read_extra_meta(self, meta: dict) -> None:
-        """Restore the task's own config.json fields (a ValueError, KeyError or TypeError is reported
-        as an invalid config.json)."""
+        """Restore the task's own config.json fields (an LstmkitError, ValueError, KeyError,
+        TypeError or AttributeError is reported as an invalid config.json, naming the folder)."""
 
     def _need(self) -> None:
         """Raises LstmkitError unless the model was fitted or loaded."""
