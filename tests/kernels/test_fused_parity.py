@@ -61,7 +61,9 @@ def test_lstm_option_mixes(mix, dtype):
                          ids=["wide", "proj-many-rows", "batch1"])
 @pytest.mark.parametrize("preset", ["NP", "V", "CIFG", "LN"])
 def test_lstm_shapes_across_threads_and_panels(preset, shape, dtype):
-    """Sizes that split rows over threads unevenly and cross the GEMM's 64-column panels."""
+    """Sizes that split rows over two threads unevenly and cross the GEMM's 64-column panels (the
+    one-thread fixture of conftest.py is restored after the test)."""
+    torch.set_num_threads(2)
     T, N, I, H, P = shape
     opts = LSTMOptions(layer_norm=True) if preset == "LN" else PRESETS[preset]
     lengths = list(range(T, 0, -1))[:N] + [T] * max(0, N - T)
@@ -221,14 +223,32 @@ def test_float32_gemm_paths_agree(monkeypatch):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
-def test_thread_count_does_not_change_results():
-    case = lstm_case(PRESETS["CIFG"], torch.float64, N=7, H=12, lengths=[5, 1, 2, 3, 4, 5, 5])
+_THREAD_CASES = {
+    "CIFG": lambda: lstm_case(PRESETS["CIFG"], torch.float64, N=7, H=12, lengths=[5, 1, 2, 3, 4, 5, 5]),
+    # layer norm's per-thread sums of the input side (A, C: dx through x; the kept xw without dx)
+    # and of the LayerNorm parameters' gradients, summed after the loop
+    "LN-dx": lambda: lstm_case(LSTMOptions(layer_norm=True), torch.float64, N=7, I=5, H=12,
+                               lengths=[5, 1, 2, 3, 4, 5, 5]),
+    "LN-no-dx": lambda: lstm_case(LSTMOptions(layer_norm=True), torch.float64, N=7, I=5, H=12,
+                                  lengths=[5, 1, 2, 3, 4, 5, 5], x_grad=False),
+    "LN-wide": lambda: lstm_case(LSTMOptions(peephole=True, layer_norm=True), torch.float64, N=6,
+                                 I=33, H=20, lengths=[5, 5, 2, 4, 1, 5]),
+}
+
+
+@pytest.mark.parametrize("preset", list(_THREAD_CASES))
+def test_thread_count_does_not_change_results(preset):
+    """Two threads (each its own block of rows and its own accumulators of the sums over rows,
+    added after the loop) give the one-thread results, and both equal the reference. The other
+    tests run on one thread (conftest.py)."""
+    case = _THREAD_CASES[preset]()
     old = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
         one = run(fused, case)
         torch.set_num_threads(2)
         two = run(fused, case)
+        check_against(case)
     finally:
         torch.set_num_threads(old)
     for a, b in zip(one[0] + one[1], two[0] + two[1]):
