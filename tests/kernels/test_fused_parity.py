@@ -233,6 +233,7 @@ _THREAD_CASES = {
                                   lengths=[5, 1, 2, 3, 4, 5, 5], x_grad=False),
     "LN-wide": lambda: lstm_case(LSTMOptions(peephole=True, layer_norm=True), torch.float64, N=6,
                                  I=33, H=20, lengths=[5, 5, 2, 4, 1, 5]),
+    "GRU": lambda: gru_case(torch.float64, N=7, H=12, lengths=[5, 1, 2, 3, 4, 5, 5], rec=True),
 }
 
 
