@@ -240,7 +240,7 @@ _THREAD_CASES = {
 @pytest.mark.parametrize("preset", list(_THREAD_CASES))
 def test_thread_count_does_not_change_results(preset):
     """Two threads (each its own block of rows and its own accumulators of the sums over rows,
-    added after the loop) give the one-thread results, and both equal the reference. The other
+    added after the loop) give the one-thread results, and both equal the reference. Most other
     tests run on one thread (conftest.py)."""
     case = _THREAD_CASES[preset]()
     old = torch.get_num_threads()
