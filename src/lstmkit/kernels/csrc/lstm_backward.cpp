@@ -358,14 +358,10 @@ void lstm_backward(const LstmBackward<S>& b_in) {
   if (in_loop) {  // the threads' accumulators summed, unpadded: dW_ih, or layer norm's A
     std::vector<S> A(through_x ? size_t(G4 * I) : 0);
     S* dst = through_x ? A.data() : b.dw_ih;
-    if (dst)  // (vectorised over l: a sum over the threads in a register per lane)
-      for (int64_t j = 0; j < G4; ++j)
-        for_vec<S>(I, [&](auto tag, int64_t l, auto) __attribute__((always_inline)) {
-          using Tv = decltype(tag);
-          Tv sum = load_as<Tv>(a_parts.data() + j * Ip + l);
-          for (int tid = 1; tid < nth; ++tid) sum += load_as<Tv>(a_parts.data() + (tid * G4 + j) * Ip + l);
-          store_as<Tv>(dst + j * I + l, sum);
-        });
+    if (dst) {
+      const std::vector<S> sum = sum_parts(a_parts, nth);
+      for (int64_t j = 0; j < G4; ++j) std::memcpy(dst + j * I, sum.data() + j * Ip, sizeof(S) * I);
+    }
     // dx already written by the loop; with through_x the threads' C summed, and the weight terms
     if (through_x) {
       const std::vector<S> C = sum_parts(c_parts, nth);
